@@ -1,0 +1,106 @@
+"""The event bus: every event is appended to its topic's Redis Stream (trimmed by age, for replay)
+and published on the topic's channel (for live delivery), atomically, by one Lua script.
+
+Wire format: the published payload and the replayed frame are the same JSON text,
+``{"id": "<stream id>", "topic": ..., "type": ..., "data": {...}}``, built once by the publisher so the
+WebSocket gateway forwards it without re-encoding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+from core.settings import get_settings
+
+STREAM_PREFIX = "chatai:stream:"
+CHANNEL_PREFIX = "chatai:topic:"
+
+# KEYS: stream, channel. ARGV: min id kept, body (the frame without its id; starts with '"topic"').
+_PUBLISH_LUA = """
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', 'e', ARGV[2])
+redis.call('PUBLISH', KEYS[2], '{"id":"' .. id .. '",' .. ARGV[2])
+return id
+"""
+
+
+def user_topic(user_id: object) -> str:
+    return f"user:{user_id}"
+
+
+def dialog_topic(dialog_id: object) -> str:
+    return f"dialog:{dialog_id}"
+
+
+def stream_key(topic: str) -> str:
+    # The braces make topic-keyed slots for Redis Cluster (stream and channel on one shard).
+    return f"{STREAM_PREFIX}{{{topic}}}"
+
+
+def channel_name(topic: str) -> str:
+    return f"{CHANNEL_PREFIX}{{{topic}}}"
+
+
+def topic_of_channel(channel: str) -> str:
+    return channel[len(CHANNEL_PREFIX) + 1 : -1]
+
+
+def encode_body(topic: str, event_type: str, data: dict[str, Any]) -> str:
+    body = orjson.dumps({"topic": topic, "type": event_type, "data": data}, default=str).decode()
+    return body[1:]  # without the leading "{": the publisher prepends {"id":"…",
+
+
+def frame(event_id: str, body: str) -> str:
+    return '{"id":"' + event_id + '",' + body
+
+
+def _min_id() -> str:
+    retention_ms = get_settings().event_retention_seconds * 1000
+    return f"{int(time.time() * 1000) - retention_ms}-0"
+
+
+class EventBus:
+    """Publishes and replays events; sync for tasks, async for the event loop."""
+
+    def __init__(self, sync_client: redis.Redis | None = None, async_client: aioredis.Redis | None = None):
+        self._sync = sync_client
+        self._async = async_client
+        self._sync_script = sync_client.register_script(_PUBLISH_LUA) if sync_client else None
+        self._async_script = async_client.register_script(_PUBLISH_LUA) if async_client else None
+
+    def publish(self, topic: str, event_type: str, data: dict[str, Any]) -> str:
+        assert self._sync_script is not None
+        body = encode_body(topic, event_type, data)
+        event_id = self._sync_script(keys=[stream_key(topic), channel_name(topic)], args=[_min_id(), body])
+        return event_id.decode() if isinstance(event_id, bytes) else event_id
+
+    async def apublish(self, topic: str, event_type: str, data: dict[str, Any]) -> str:
+        assert self._async_script is not None
+        body = encode_body(topic, event_type, data)
+        keys = [stream_key(topic), channel_name(topic)]
+        event_id = await self._async_script(keys=keys, args=[_min_id(), body])
+        return event_id.decode() if isinstance(event_id, bytes) else event_id
+
+    async def areplay(self, topic: str, after_id: str, count: int = 1000) -> list[tuple[str, str]]:
+        """Events after ``after_id`` ("0" for all retained), oldest first, as (id, frame) pairs."""
+        assert self._async is not None
+        entries: Sequence[tuple[bytes, dict[bytes, bytes]]] = await self._async.xrange(
+            stream_key(topic), min=f"({after_id}" if after_id != "0" else "-", max="+", count=count
+        )
+        out = []
+        for raw_id, fields in entries:
+            event_id = raw_id.decode()
+            out.append((event_id, frame(event_id, fields[b"e"].decode())))
+        return out
+
+    def replay(self, topic: str, after_id: str = "0", count: int = 10000) -> list[dict[str, Any]]:
+        assert self._sync is not None
+        entries = self._sync.xrange(
+            stream_key(topic), min=f"({after_id}" if after_id != "0" else "-", max="+", count=count
+        )
+        return [orjson.loads(frame(raw_id.decode(), fields[b"e"].decode())) for raw_id, fields in entries]

@@ -1,0 +1,98 @@
+"""Password hashing (argon2id), access tokens (JWT) and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from core.settings import get_settings
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so both failures cost the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+ALGORITHM = "HS256"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class TokenError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    subject: uuid.UUID
+    kind: str  # "user" or "widget"
+    scope: dict[str, Any]
+
+
+def create_access_token(subject: uuid.UUID, kind: str = "user", **scope: Any) -> tuple[str, int]:
+    settings = get_settings()
+    now = int(time.time())
+    ttl = settings.access_token_ttl_seconds
+    claims = {
+        "sub": str(subject),
+        "kind": kind,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+        **scope,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), ttl
+
+
+def decode_access_token(token: str) -> AccessClaims:
+    settings = get_settings()
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "sub", "iss", "aud", "jti"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("token_expired", "The access token has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenError("unauthorized", "The access token is not valid") from exc
+    try:
+        subject = uuid.UUID(claims.pop("sub"))
+    except ValueError as exc:
+        raise TokenError("unauthorized", "The access token is not valid") from exc
+    kind = claims.pop("kind", "user")
+    for standard in ("iss", "aud", "iat", "exp", "jti"):
+        claims.pop(standard, None)
+    return AccessClaims(subject=subject, kind=kind, scope=claims)
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """A random refresh token and the hash stored for it (the token itself is never stored)."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_refresh_token(token)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

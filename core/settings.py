@@ -1,0 +1,102 @@
+"""Every setting of ChatAI, read from the environment (prefix ``CHATAI_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "change-me-this-is-the-development-only-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATAI_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".data")
+
+    # Infrastructure. Unset DATABASE_URL means the embedded Postgres under data_dir.
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL"))
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL"))
+    celery_broker_url: str | None = Field(default=None, validation_alias=AliasChoices("CELERY_BROKER_URL"))
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    redis_max_connections: int = 200
+
+    # Auth.
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_issuer: str = "chatai"
+    jwt_audience: str = "chatai"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    signup_credit_micros: int | None = None
+
+    # LLM.
+    llm_provider: Literal["openai", "offline"] = "offline"
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = 60.0
+    llm_connect_timeout_seconds: float = 10.0
+    llm_max_attempts: int = 4
+    llm_retry_base_seconds: float = 0.5
+    llm_context_tokens: int = 8192
+    llm_default_max_tokens: int = 1024
+    llm_history_messages: int = 50
+    offline_token_delay_ms: float = 20.0
+
+    # Embeddings (used by the knowledge base).
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_base_url: str | None = None
+    embedding_model: str = "all-MiniLM-L6-v2"
+
+    # Telegram.
+    telegram_api_base: str = "https://api.telegram.org"
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Events and delivery.
+    event_retention_seconds: int = 3600
+    delta_coalesce_ms: float = 30.0
+    ws_send_queue_size: int = 2000
+    ws_auth_timeout_seconds: float = 10.0
+
+    # Workers and the reaper of silent replies.
+    llm_worker_concurrency: int = 200
+    reply_time_limit_seconds: int = 600
+    reply_heartbeat_seconds: float = 5.0
+    reply_silence_seconds: float = 30.0
+    reply_max_attempts: int = 3
+    reaper_interval_seconds: float = 15.0
+    idempotency_window_seconds: int = 24 * 3600
+
+    # Operators.
+    flower_port: int = 5555
+    flower_basic_auth: str = "admin:admin"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.env != "development" and self.jwt_secret == DEFAULT_JWT_SECRET:
+            raise ValueError("CHATAI_JWT_SECRET must be set to a real secret outside development")
+        if self.signup_credit_micros is None:
+            self.signup_credit_micros = 0 if self.env == "production" else 5_000_000
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # Longer than any task's own deadline, so a running task is never delivered twice.
+        return self.reply_time_limit_seconds * 2 + 60
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

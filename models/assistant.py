@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, IdMixin, TimestampMixin, utcnow
+
+
+def new_public_key() -> str:
+    return "pk_" + secrets.token_urlsafe(18)
+
+
+class Assistant(IdMixin, TimestampMixin, Base):
+    __tablename__ = "assistants"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str] = mapped_column(String(200))
+    temperature: Mapped[float] = mapped_column(default=0.7)
+    max_tokens: Mapped[int] = mapped_column(default=1024)
+    llm_provider: Mapped[str | None] = mapped_column(String(32))
+    public_key: Mapped[str] = mapped_column(String(64), unique=True, default=new_public_key)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
