@@ -50,8 +50,15 @@ def topic_of_channel(channel: str) -> str:
     return channel[len(CHANNEL_PREFIX) + 1 : -1]
 
 
+def public_topic(topic: str) -> str:
+    """The name clients use: each user sees their own topic simply as ``user``."""
+    return "user" if topic.startswith("user:") else topic
+
+
 def encode_body(topic: str, event_type: str, data: dict[str, Any]) -> str:
-    body = orjson.dumps({"topic": topic, "type": event_type, "data": data}, default=str).decode()
+    body = orjson.dumps(
+        {"topic": public_topic(topic), "type": event_type, "data": data}, default=str
+    ).decode()
     return body[1:]  # without the leading "{": the publisher prepends {"id":"…",
 
 

@@ -13,7 +13,12 @@ task_id_var: ContextVar[str | None] = ContextVar("task_id", default=None)
 user_id_var: ContextVar[str | None] = ContextVar("user_id", default=None)
 dialog_id_var: ContextVar[str | None] = ContextVar("dialog_id", default=None)
 
-_CONTEXT = {"request_id": request_id_var, "task_id": task_id_var, "user_id": user_id_var, "dialog_id": dialog_id_var}
+_CONTEXT = {
+    "request_id": request_id_var,
+    "task_id": task_id_var,
+    "user_id": user_id_var,
+    "dialog_id": dialog_id_var,
+}
 
 
 class _ContextFilter(logging.Filter):

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     delta_coalesce_ms: float = 30.0
     ws_send_queue_size: int = 2000
     ws_auth_timeout_seconds: float = 10.0
+    ws_replay_page_size: int = 500
+    # The hub PINGs its idle pub/sub connection after this long and reconnects if two periods pass silent.
+    ws_pubsub_health_seconds: float = 5.0
 
     # Workers and the reaper of silent replies.
     llm_worker_concurrency: int = 200

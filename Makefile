@@ -1,0 +1,64 @@
+# Development entry points. `make run` brings everything up; `make test` runs the suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# PING the default local Redis with bash alone, so the check needs neither redis-cli nor the venv.
+define redis_answers
+(exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
+endef
+
+.PHONY: venv run test lint bench clean redis
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/chatai up
+
+# Start the local redis-server when REDIS_URL is the default one and nothing answers there.
+redis:
+	@case "$${REDIS_URL:-redis://127.0.0.1:6379}" in \
+	  redis://127.0.0.1:6379*|redis://localhost:6379*) ;; \
+	  *) exit 0 ;; \
+	esac; \
+	if $(redis_answers); then exit 0; fi; \
+	if ! command -v redis-server >/dev/null; then \
+	  echo "Redis does not answer on 127.0.0.1:6379 and redis-server is not installed." >&2; \
+	  echo "Install it with:  apt-get install -y redis-server" >&2; \
+	  exit 1; \
+	fi; \
+	echo "starting redis-server on 127.0.0.1:6379"; \
+	redis-server --daemonize yes --port 6379 --save "" --appendonly no >/dev/null; \
+	for _ in $$(seq 50); do if $(redis_answers); then exit 0; fi; sleep 0.1; done; \
+	echo "redis-server was started but does not answer on 127.0.0.1:6379" >&2; \
+	exit 1
+
+test: venv redis
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: venv redis
+	$(BIN)/python bench/chat_pipeline.py
+
+# Stops the embedded Postgres under .data (it outlives `make run` on purpose) and removes its data.
+clean:
+	@if [ -f .data/postgres/postmaster.pid ] && [ -x $(BIN)/python ]; then \
+	  echo "stopping the embedded Postgres"; \
+	  $(BIN)/python -c 'from pathlib import Path; from core.embedded_db import stop_server; stop_server(Path(".data/postgres"))'; \
+	fi
+	rm -rf .data

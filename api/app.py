@@ -1,0 +1,46 @@
+"""The FastAPI application factory: ``uvicorn --factory api.app:create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.middleware import RequestIdMiddleware
+from api.routers import assistants, auth, dialogs, health, ws
+from api.ws_hub import Hub
+from core.db import async_engine
+from core.logging import configure_logging
+from core.settings import get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    hub = Hub()
+    app.state.hub = hub
+    await hub.start()
+    try:
+        yield
+    finally:
+        await hub.stop()
+        await async_engine().dispose()
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level, process="api")
+    app = FastAPI(
+        title="ChatAI",
+        version="0.1.0",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    for module in (health, auth, assistants, dialogs, ws):
+        app.include_router(module.router)
+    return app

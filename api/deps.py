@@ -1,0 +1,108 @@
+"""Dependencies shared by the routers: the unit of work (session), the current user, pagination."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import outbox
+from core.db import async_session_scope, async_sessionmaker_
+from core.events import EventBus
+from core.logging import user_id_var
+from core.redis import async_redis
+from core.security import TokenError, decode_access_token
+from models import User
+from services import auth
+from services.errors import ServiceError, Unauthorized, Unavailable
+from workers.dispatch import send_all
+
+log = logging.getLogger("chatai.api")
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def get_session() -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed before the response is sent, then its tasks are sent.
+
+    If the tasks cannot be sent, the unit of work is undone and the request answers 503, so a
+    client never holds ids of work that will not happen.
+    """
+    async with async_sessionmaker_()() as session:
+        try:
+            yield session
+        except ServiceError as exc:
+            await (session.commit() if exc.persist else session.rollback())
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+        pending = outbox.take_pending(session)
+        if pending:
+            try:
+                await anyio.to_thread.run_sync(send_all, pending)
+            except Exception as exc:
+                await _compensate(session)
+                raise Unavailable("The task queue is unavailable; the request did nothing") from exc
+        for action in outbox.take_after_commit(session):
+            await action()
+        outbox.clear(session)
+
+
+async def _compensate(session: AsyncSession) -> None:
+    undo_steps = outbox.take_compensations(session)
+    log.warning("task dispatch failed; undoing the request's writes")
+    async with async_session_scope() as undo_session:
+        for undo in undo_steps:
+            await undo(undo_session)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def current_user(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if credentials is None:
+        raise Unauthorized("Authentication required")
+    try:
+        claims = decode_access_token(credentials.credentials)
+    except TokenError as exc:
+        raise Unauthorized(exc.message, code=exc.code) from exc
+    if claims.kind != "user":
+        raise Unauthorized("This token cannot be used here")
+    user = await auth.active_user(session, claims.subject)
+    user_id_var.set(str(user.id))
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def get_bus() -> EventBus:
+    return EventBus(async_client=async_redis())
+
+
+BusDep = Annotated[EventBus, Depends(get_bus)]
+
+
+class PageParams:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=500)] = None,
+    ):
+        self.limit = limit
+        self.cursor = cursor
+
+
+PageDep = Annotated[PageParams, Depends()]
+
+
+def request_id(request: Request) -> str | None:
+    return request.headers.get("x-request-id")

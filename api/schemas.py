@@ -1,0 +1,161 @@
+"""Request and response bodies. Requests reject unknown fields rather than silently ignore them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+# Auth and users
+class RegisterIn(Strict):
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=256)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class LoginIn(Strict):
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshIn(Strict):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class LogoutIn(Strict):
+    refresh_token: str | None = Field(default=None, max_length=512)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserOut(Out):
+    id: uuid.UUID
+    email: str
+    name: str | None
+    role: str
+    created_at: datetime
+
+
+# Assistants
+class AssistantIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    system_prompt: str | None = Field(default=None, max_length=32_000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=32_000)
+    llm_provider: Literal["openai", "offline"] | None = None
+
+
+class AssistantPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    system_prompt: str | None = Field(default=None, max_length=32_000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=32_000)
+    llm_provider: Literal["openai", "offline"] | None = None
+
+
+class AssistantOut(Out):
+    id: uuid.UUID
+    name: str
+    system_prompt: str
+    model: str
+    temperature: float
+    max_tokens: int
+    llm_provider: str | None
+    public_key: str
+    created_at: datetime
+
+
+# Dialogs and messages
+class DialogIn(Strict):
+    assistant_id: uuid.UUID
+    title: str | None = Field(default=None, max_length=300)
+
+
+class DialogOut(Out):
+    id: uuid.UUID
+    assistant_id: uuid.UUID
+    title: str | None
+    status: str
+    created_at: datetime
+
+
+class MessageIn(Strict):
+    content: str = Field(min_length=1, max_length=16_000)
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    dialog_id: uuid.UUID
+    role: str
+    content: str
+    status: str
+    error: dict[str, Any] | None
+    usage: UsageOut
+    cost_micros: int | None
+    citations: list[dict[str, Any]]
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, message: Any) -> MessageOut:
+        return cls(
+            id=message.id,
+            dialog_id=message.dialog_id,
+            role=message.role.value,
+            content=message.content,
+            status=message.status.value,
+            error=message.error,
+            usage=UsageOut(prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens),
+            cost_micros=message.cost_micros,
+            citations=message.citations or [],
+            created_at=message.created_at,
+            completed_at=message.completed_at,
+        )
+
+
+class PostedUserMessage(BaseModel):
+    id: uuid.UUID
+    role: Literal["user"] = "user"
+    content: str
+    created_at: datetime
+
+
+class QueuedReply(BaseModel):
+    id: uuid.UUID
+    role: Literal["assistant"] = "assistant"
+    status: str
+
+
+class PostMessageOut(BaseModel):
+    message: PostedUserMessage
+    reply: QueuedReply

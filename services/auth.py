@@ -1,0 +1,126 @@
+"""Accounts and sessions: registration, login, refresh-token rotation with reuse detection, logout."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.security import (
+    create_access_token,
+    hash_password,
+    hash_refresh_token,
+    new_refresh_token,
+    verify_password,
+)
+from core.settings import get_settings
+from models import RefreshToken, User
+from services.errors import Conflict, Unauthorized
+
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+class RefreshReused(Unauthorized):
+    """A rotated refresh token came back: its family is revoked, and that must stick."""
+
+    persist = True
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def register(session: AsyncSession, email: str, password: str, name: str | None) -> User:
+    user = User(email=normalize_email(email), password_hash=hash_password(password), name=name)
+    session.add(user)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("An account with this email already exists", code="email_taken") from exc
+    return user
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> User:
+    user = await session.scalar(select(User).where(User.email == normalize_email(email)))
+    # verify_password runs the hash even for unknown emails, so timing does not tell them apart.
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        raise Unauthorized("Wrong email or password")
+    return user
+
+
+async def issue_tokens(session: AsyncSession, user: User, family_id: uuid.UUID | None = None) -> TokenPair:
+    settings = get_settings()
+    access, ttl = create_access_token(user.id)
+    refresh, refresh_hash = new_refresh_token()
+    session.add(
+        RefreshToken(
+            user_id=user.id,
+            family_id=family_id or uuid.uuid4(),
+            token_hash=refresh_hash,
+            expires_at=datetime.now(UTC) + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        )
+    )
+    await session.flush()
+    return TokenPair(access, refresh, ttl)
+
+
+async def rotate_refresh_token(session: AsyncSession, token: str) -> TokenPair:
+    now = datetime.now(UTC)
+    stored = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token)).with_for_update()
+    )
+    if stored is None:
+        raise Unauthorized("The refresh token is not valid")
+    if stored.used_at is not None or stored.revoked_at is not None:
+        await revoke_family(session, stored.family_id)
+        raise RefreshReused("The refresh token was already used; every session of this login is revoked")
+    if stored.expires_at <= now:
+        raise Unauthorized("The refresh token has expired", code="token_expired")
+    user = await session.get(User, stored.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("The account is not active")
+    stored.used_at = now
+    return await issue_tokens(session, user, family_id=stored.family_id)
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+
+
+async def logout(session: AsyncSession, user: User, refresh_token: str | None) -> None:
+    """Revoke the login the refresh token belongs to (or every login of the user without one)."""
+    query = update(RefreshToken).where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+    if refresh_token:
+        family = await session.scalar(
+            select(RefreshToken.family_id).where(
+                RefreshToken.token_hash == hash_refresh_token(refresh_token), RefreshToken.user_id == user.id
+            )
+        )
+        if family is None:
+            return
+        query = query.where(RefreshToken.family_id == family)
+    await session.execute(query.values(revoked_at=datetime.now(UTC)))
+
+
+async def active_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("The account is not active")
+    return user

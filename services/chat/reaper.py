@@ -1,0 +1,81 @@
+"""The reaper of silent replies: work whose worker died is regenerated elsewhere, or failed.
+
+A reply is silent when it is ``generating`` without a heartbeat for ``reply_silence_seconds``, or still
+``queued`` long after it was accepted (its task was lost). It gets a new attempt (the old task, if it is
+ever redelivered, no longer matches the attempt and does nothing) until the attempts are spent; then it
+fails with ``worker_lost``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import outbox
+from core.events import EventBus, dialog_topic
+from core.settings import get_settings
+from models import Message, MessageRole, ReplyStatus
+from workers.registry import TASKS
+
+# Queued work waits behind a backlog legitimately; give it longer before calling it lost.
+QUEUED_SILENCE_FACTOR = 10
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    retried: list[uuid.UUID]
+    failed: list[uuid.UUID]
+
+
+async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapResult:
+    settings = get_settings()
+    now = datetime.now(UTC)
+    silence = timedelta(seconds=settings.reply_silence_seconds)
+    silent = (
+        await session.scalars(
+            select(Message)
+            .where(
+                Message.role == MessageRole.assistant,
+                or_(
+                    (Message.status == ReplyStatus.generating) & (Message.heartbeat_at < now - silence),
+                    (Message.status == ReplyStatus.queued)
+                    & (Message.created_at < now - silence * QUEUED_SILENCE_FACTOR)
+                    & (
+                        (Message.heartbeat_at.is_(None))
+                        | (Message.heartbeat_at < now - silence * QUEUED_SILENCE_FACTOR)
+                    ),
+                ),
+            )
+            .order_by(Message.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    retried, failed = [], []
+    for reply in silent:
+        if reply.attempt >= settings.reply_max_attempts:
+            reply.status = ReplyStatus.failed
+            reply.error = {"code": "worker_lost", "message": "The worker generating this reply stopped"}
+            reply.completed_at = now
+            data = {"reply_id": str(reply.id), "error": reply.error}
+            outbox.after_commit(session, _publisher(bus, dialog_topic(reply.dialog_id), data))
+            failed.append(reply.id)
+        else:
+            reply.attempt += 1
+            reply.status = ReplyStatus.queued
+            reply.heartbeat_at = now
+            outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
+            retried.append(reply.id)
+    await session.flush()
+    return ReapResult(retried, failed)
+
+
+def _publisher(bus: EventBus, topic: str, data: dict[str, object]):  # type: ignore[no-untyped-def]
+    async def publish() -> None:
+        await bus.apublish(topic, "reply.failed", data)
+
+    return publish

@@ -1,0 +1,42 @@
+"""Dialogs: one conversation between an end user and an assistant."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Dialog, Role, User
+from services import assistants
+from services.errors import NotFound
+from services.pagination import Page, newest_first, page_of
+
+
+async def create(session: AsyncSession, owner: User, assistant_id: uuid.UUID, title: str | None) -> Dialog:
+    assistant = await assistants.get_owned(session, owner, assistant_id)
+    dialog = Dialog(owner_id=owner.id, assistant_id=assistant.id, title=title)
+    session.add(dialog)
+    await session.flush()
+    return dialog
+
+
+def _visible(user: User):  # type: ignore[no-untyped-def]
+    return select(Dialog) if user.role == Role.admin else select(Dialog).where(Dialog.owner_id == user.id)
+
+
+async def get_visible(session: AsyncSession, user: User, dialog_id: uuid.UUID) -> Dialog:
+    dialog = await session.scalar(_visible(user).where(Dialog.id == dialog_id))
+    if dialog is None:
+        raise NotFound("Dialog not found")
+    return dialog
+
+
+async def list_visible(
+    session: AsyncSession, user: User, limit: int, cursor: str | None, assistant_id: uuid.UUID | None = None
+) -> Page[Dialog]:
+    query = _visible(user)
+    if assistant_id is not None:
+        query = query.where(Dialog.assistant_id == assistant_id)
+    query = newest_first(query, Dialog.created_at, Dialog.id, limit, cursor)
+    return page_of((await session.scalars(query)).all(), limit)

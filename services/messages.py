@@ -1,0 +1,159 @@
+"""Posting user messages (with their queued replies), reading them back, and cancelling replies."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import outbox
+from core.events import EventBus, dialog_topic
+from core.settings import get_settings
+from models import TERMINAL_STATUSES, Message, MessageRole, ReplyStatus, Role, User
+from services import dialogs
+from services.chat import cancellation
+from services.errors import Conflict, NotFound, ServiceError
+from services.pagination import Page
+from workers.registry import TASKS
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    message: Message
+    reply: Message
+
+
+async def post_message(
+    session: AsyncSession,
+    user: User,
+    dialog_id: uuid.UUID,
+    content: str,
+    idempotency_key: str | None = None,
+    request_id: str | None = None,
+) -> PostedMessage:
+    """Write the user message and its queued reply, and enqueue the generation after commit.
+
+    The same ``idempotency_key`` within the window returns the first request's rows and enqueues nothing.
+    """
+    dialog = await dialogs.get_visible(session, user, dialog_id)
+    if idempotency_key:
+        earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
+        if earlier is not None:
+            return _same_request_or_conflict(earlier, dialog_id, content)
+    message = Message(
+        owner_id=dialog.owner_id,
+        dialog_id=dialog.id,
+        role=MessageRole.user,
+        content=content,
+        status=ReplyStatus.completed,
+        idempotency_key=idempotency_key,
+        request_id=request_id,
+        completed_at=datetime.now(UTC),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(message)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent request with the same key won the race; answer with its rows.
+        earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key or "")
+        if earlier is None:
+            raise
+        return _same_request_or_conflict(earlier, dialog_id, content)
+    reply = Message(
+        owner_id=dialog.owner_id,
+        dialog_id=dialog.id,
+        role=MessageRole.assistant,
+        status=ReplyStatus.queued,
+        reply_to_id=message.id,
+        request_id=request_id,
+    )
+    session.add(reply)
+    await session.flush()
+    outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
+    outbox.on_dispatch_failure(session, _undo_post(message.id, reply.id))
+    return PostedMessage(message, reply)
+
+
+def _undo_post(message_id: uuid.UUID, reply_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    async def undo(session: AsyncSession) -> None:
+        await session.execute(delete(Message).where(Message.id.in_([reply_id, message_id])))
+
+    return undo
+
+
+async def _find_by_idempotency_key(
+    session: AsyncSession, owner_id: uuid.UUID, key: str
+) -> PostedMessage | None:
+    window_start = datetime.now(UTC) - timedelta(seconds=get_settings().idempotency_window_seconds)
+    message = await session.scalar(
+        select(Message).where(Message.owner_id == owner_id, Message.idempotency_key == key)
+    )
+    if message is None:
+        return None
+    if message.created_at < window_start:
+        # The key has expired: it may be used again.
+        message.idempotency_key = None
+        await session.flush()
+        return None
+    reply = await session.scalar(select(Message).where(Message.reply_to_id == message.id))
+    assert reply is not None
+    return PostedMessage(message, reply)
+
+
+def _same_request_or_conflict(earlier: PostedMessage, dialog_id: uuid.UUID, content: str) -> PostedMessage:
+    if earlier.message.dialog_id != dialog_id or earlier.message.content != content:
+        raise Conflict("This Idempotency-Key was used for a different request")
+    return earlier
+
+
+async def get_visible(session: AsyncSession, user: User, message_id: uuid.UUID) -> Message:
+    query = select(Message).where(Message.id == message_id)
+    if user.role != Role.admin:
+        query = query.where(Message.owner_id == user.id)
+    message = await session.scalar(query)
+    if message is None:
+        raise NotFound("Message not found")
+    return message
+
+
+async def list_for_dialog(
+    session: AsyncSession, user: User, dialog_id: uuid.UUID, limit: int, cursor: str | None
+) -> Page[Message]:
+    await dialogs.get_visible(session, user, dialog_id)
+    query = select(Message).where(Message.dialog_id == dialog_id)
+    if cursor:
+        if not cursor.isdigit():
+            raise ServiceError("The cursor is not valid")
+        query = query.where(Message.seq > int(cursor))
+    rows = (await session.scalars(query.order_by(Message.seq).limit(limit + 1))).all()
+    if len(rows) > limit:
+        return Page(rows[:limit], str(rows[limit - 1].seq))
+    return Page(rows, None)
+
+
+async def cancel(session: AsyncSession, user: User, reply_id: uuid.UUID, bus: EventBus) -> Message:
+    """Stop a reply: a queued one ends ``cancelled`` here; a generating one is told to stop by its worker."""
+    reply = await get_visible(session, user, reply_id)
+    if reply.role != MessageRole.assistant:
+        raise Conflict("Only assistant replies can be cancelled")
+    if reply.status in TERMINAL_STATUSES:
+        raise Conflict(f"The reply is already {reply.status.value}")
+    if reply.status == ReplyStatus.queued:
+        result = await session.execute(
+            update(Message)
+            .where(Message.id == reply.id, Message.status == ReplyStatus.queued)
+            .values(status=ReplyStatus.cancelled, completed_at=datetime.now(UTC))
+            .returning(Message.id)
+        )
+        if result.first() is not None:
+            await session.refresh(reply)
+            topic, data = dialog_topic(reply.dialog_id), {"reply_id": str(reply.id), "content": ""}
+            outbox.after_commit(session, lambda: bus.apublish(topic, "reply.cancelled", data))
+            return reply
+    outbox.after_commit(session, lambda: cancellation.request_cancel(reply.id))
+    return reply

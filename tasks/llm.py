@@ -1,0 +1,42 @@
+"""The ``llm`` queue: reply generation and the reaper of silent replies."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+from sqlalchemy.exc import OperationalError
+
+from core.db import async_session_scope
+from core.events import EventBus
+from core.redis import async_redis
+from core.settings import get_settings
+from services.chat import generation, reaper
+from workers import loop
+from workers.app import celery_app
+from workers.dispatch import complete_unit_of_work
+from workers.registry import TASKS
+
+# Infrastructure hiccups are retried; provider faults are handled (and retried) inside the generation.
+TRANSIENT = (OperationalError, redis.ConnectionError, redis.TimeoutError)
+
+
+@celery_app.task(
+    name=TASKS.generate_reply, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5, acks_late=True
+)
+def generate_reply(reply_id: str, attempt: int = 1) -> str:
+    # The threads pool enforces no time limits: the generation has its own deadline, this one is a backstop.
+    deadline = get_settings().reply_time_limit_seconds + 60
+    return loop.run(generation.generate_reply(uuid.UUID(reply_id), attempt), timeout=deadline)
+
+
+@celery_app.task(name=TASKS.reap_replies, autoretry_for=TRANSIENT, max_retries=2)
+def reap_replies() -> dict[str, int]:
+    return loop.run(_reap(), timeout=120)
+
+
+async def _reap() -> dict[str, int]:
+    async with async_session_scope() as session:
+        result = await reaper.reap(session, EventBus(async_client=async_redis()))
+    await complete_unit_of_work(session)
+    return {"retried": len(result.retried), "failed": len(result.failed)}

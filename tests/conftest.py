@@ -1,0 +1,87 @@
+"""Shared fixtures: the embedded Postgres, a Redis db, and the system started as real processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import redis
+
+from tests.fixtures.database import DatabaseFactory
+from tests.fixtures.processes import ARTIFACTS
+from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack, base_env
+
+REDIS_BASE = os.environ.get("CHATAI_TEST_REDIS", "redis://127.0.0.1:6379")
+STACK_REDIS_DB = 1
+
+# The test process itself reads settings too (token helpers, direct DB checks).
+os.environ.setdefault("CHATAI_ENV", "test")
+os.environ.setdefault("CHATAI_JWT_SECRET", TEST_JWT_SECRET)
+
+
+@pytest.fixture(scope="session")
+def databases() -> DatabaseFactory:
+    dbs = DatabaseFactory()
+    dbs.build_template()
+    return dbs
+
+
+@pytest.fixture(scope="module")
+def database_url(databases: DatabaseFactory) -> Iterator[str]:
+    name = databases.create_from_template()
+    yield databases.url(name)
+    databases.drop(name)
+
+
+@pytest.fixture(scope="module")
+def stack_redis_url() -> str:
+    url = f"{REDIS_BASE}/{STACK_REDIS_DB}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="module")
+def log_dir(request: pytest.FixtureRequest) -> object:
+    path = ARTIFACTS / request.module.__name__.rsplit(".", 1)[-1]
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.log"):
+        old.unlink()
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack_env(database_url: str, stack_redis_url: str, log_dir: object) -> dict[str, str]:
+    return base_env(database_url, stack_redis_url, log_dir)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fake_llm(stack_env: dict[str, str], log_dir: object) -> Iterator[FakeLLM]:
+    server = FakeLLM(log_dir, stack_env)  # type: ignore[arg-type]
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: object) -> Iterator[Stack]:
+    """API + one llm worker, with the OpenAI-compatible provider pointed at the fake LLM."""
+    env = {
+        **stack_env,
+        "CHATAI_LLM_PROVIDER": "openai",
+        "CHATAI_LLM_BASE_URL": fake_llm.base_url,
+        "CHATAI_LLM_API_KEY": "test-key",
+    }
+    system = Stack(env, log_dir)  # type: ignore[arg-type]
+    try:
+        system.start_api()
+        system.start_worker("llm")
+        yield system
+    finally:
+        system.stop()
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http:
+        yield http

@@ -1,0 +1,49 @@
+"""The one place that names queues, routes tasks to them and says how each queue's workers run.
+
+The API sends tasks by name through ``TASKS``; each worker's ``-Q`` and pool come from ``QUEUES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    pool: Literal["threads", "prefork", "solo"]
+    concurrency: int
+    prefetch_multiplier: int
+    description: str
+
+
+QUEUES: dict[str, QueueSpec] = {
+    spec.name: spec
+    for spec in (
+        # Each llm task only waits on the worker's event loop, so one process holds hundreds.
+        QueueSpec("llm", "threads", 200, 1, "generate replies (streaming), RAG retrieval"),
+        QueueSpec("embeddings", "prefork", 2, 1, "parse, chunk, embed, index documents"),
+        QueueSpec("telegram", "threads", 50, 1, "handle updates, send replies within Telegram's limits"),
+        QueueSpec("billing", "threads", 8, 4, "charge usage into the ledger, exactly once"),
+        QueueSpec("analytics", "prefork", 1, 1, "rollups and scheduled maintenance"),
+    )
+}
+
+
+class TASKS:
+    """Task names; modules under ``tasks/`` register them, callers send them by these names."""
+
+    generate_reply = "chatai.llm.generate_reply"
+    reap_replies = "chatai.llm.reap_replies"
+
+
+# Task name → queue. A task missing here has no queue, which the tests refuse.
+ROUTES: dict[str, str] = {
+    TASKS.generate_reply: "llm",
+    TASKS.reap_replies: "llm",
+}
+
+
+def queue_for(task_name: str) -> str:
+    return ROUTES[task_name]
