@@ -457,6 +457,11 @@ class ChatClient:
             kind = event.get("type")
             if kind == "reply.delta":
                 delta = str(data.get("text", ""))
+                if data.get("reset"):
+                    # A regenerated reply that differs from what was shown replaces it.
+                    parts.clear()
+                    if on_delta is not None:
+                        on_delta("\n[regenerated] ")
                 parts.append(delta)
                 if on_delta is not None:
                     on_delta(delta)
