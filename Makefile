@@ -34,6 +34,10 @@ redis:
 	  *) exit 0 ;; \
 	esac; \
 	if $(redis_answers); then exit 0; fi; \
+	if ! command -v redis-server >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing redis-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	fi; \
 	if ! command -v redis-server >/dev/null; then \
 	  echo "Redis does not answer on 127.0.0.1:6379 and redis-server is not installed." >&2; \
 	  echo "Install it with:  apt-get install -y redis-server" >&2; \

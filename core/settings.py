@@ -69,7 +69,6 @@ class Settings(BaseSettings):
     ws_pubsub_health_seconds: float = 5.0
 
     # Workers and the reaper of silent replies.
-    llm_worker_concurrency: int = 200
     reply_time_limit_seconds: int = 600
     reply_heartbeat_seconds: float = 5.0
     reply_silence_seconds: float = 30.0
