@@ -14,7 +14,8 @@ from tests.fixtures.processes import ARTIFACTS
 from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack, base_env
 
 REDIS_BASE = os.environ.get("CHATAI_TEST_REDIS", "redis://127.0.0.1:6379")
-STACK_REDIS_DB = 1
+# Separate db numbers let several test runs share one Redis without flushing each other.
+STACK_REDIS_DB = int(os.environ.get("CHATAI_TEST_REDIS_DB", "1"))
 
 # The test process itself reads settings too (token helpers, direct DB checks).
 os.environ.setdefault("CHATAI_ENV", "test")
@@ -22,10 +23,11 @@ os.environ.setdefault("CHATAI_JWT_SECRET", TEST_JWT_SECRET)
 
 
 @pytest.fixture(scope="session")
-def databases() -> DatabaseFactory:
+def databases() -> Iterator[DatabaseFactory]:
     dbs = DatabaseFactory()
     dbs.build_template()
-    return dbs
+    yield dbs
+    dbs.drop(dbs.template)
 
 
 @pytest.fixture(scope="module")
