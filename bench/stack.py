@@ -1,0 +1,238 @@
+"""The system under test as real processes: embedded Postgres (own data dir and database), a Redis db of
+its own, the fake LLM, one uvicorn API process and one llm worker process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import redis
+
+from bench.stats import tree_cpu_seconds
+from core.embedded_db import ensure_server, sqlalchemy_url, stop_server
+from tests.fixtures.database import migrate
+from tests.fixtures.processes import Child, python_argv
+from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack
+from workers.run import worker_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+PGDATA = ROOT / ".data" / "bench-postgres"
+LOG_DIR = ROOT / ".data" / "bench-logs"
+DB_NAME = "chatai_bench"
+API_KEY = "bench-key"
+
+
+def redis_cpu_seconds(client: redis.Redis) -> float:
+    """CPU of the whole redis-server (shared with anything else using it), from INFO cpu."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+class BenchStack:
+    def __init__(
+        self,
+        redis_url: str,
+        llm_concurrency: int,
+        log_level: str = "INFO",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.redis_url = redis_url
+        self.extra_env = extra_env or {}
+        self.llm_concurrency = llm_concurrency
+        self.log_level = log_level
+        self.redis = redis.Redis.from_url(redis_url)
+        self.libpq_uri = ""
+        self.database_url = ""
+        self.fake_llm: FakeLLM | None = None
+        self.stack: Stack | None = None
+        self.api: Child | None = None
+        self.worker: Child | None = None
+        self.noop_worker: Child | None = None
+        self._pg_started = False
+
+    # Start.
+
+    def start(self) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        for old in LOG_DIR.glob("*.log"):
+            old.unlink()
+        self.redis.flushdb()
+        self.start_database()
+        env = self.env()
+        self.fake_llm = FakeLLM(LOG_DIR, env, api_key=API_KEY)
+        env.update(
+            CHATAI_LLM_PROVIDER="openai",
+            CHATAI_LLM_BASE_URL=self.fake_llm.base_url,
+            CHATAI_LLM_API_KEY=API_KEY,
+        )
+        self.stack = Stack(env, LOG_DIR)
+        self.api = self.stack.start_api()
+        self.worker = self.start_llm_worker()
+
+    def start_llm_worker(self) -> Child:
+        """One llm worker as ``workers.run`` starts it; ready once it answers a Celery ping (its " ready."
+        log line only appears at INFO)."""
+        argv = worker_argv("llm", ["--loglevel", "INFO"])
+        argv[argv.index("-c") + 1] = str(self.llm_concurrency)
+        assert self.stack is not None
+        worker = Child("worker-llm", argv, self.stack.env, LOG_DIR)
+        self.stack.children.append(worker)  # stopped with the rest
+        from celery import Celery
+
+        control = Celery("bench-control", broker=self.redis_url).control
+        deadline = time.monotonic() + 60
+        while not control.ping(timeout=0.5):
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"the llm worker exited:\n{worker.log_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the llm worker did not answer a ping within 60 s")
+        return worker
+
+    def start_database(self) -> None:
+        self.libpq_uri = ensure_server(PGDATA)
+        self._pg_started = True
+        with psycopg.connect(self.libpq_uri, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        self.database_url = sqlalchemy_url(self.libpq_uri, DB_NAME)
+        migrate(self.database_url)
+
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CHATAI_") and k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+        }
+        env.update(
+            CHATAI_ENV="test",
+            CHATAI_JWT_SECRET=TEST_JWT_SECRET,
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            CHATAI_DATA_DIR=str(LOG_DIR),
+            CHATAI_LOG_LEVEL=self.log_level,
+            CHATAI_ACCESS_TOKEN_TTL_SECONDS="3600",
+            CHATAI_LLM_CONCURRENCY=str(self.llm_concurrency),
+            # Holds reserve a reply's worst case until a billing worker settles it; none runs here.
+            CHATAI_SIGNUP_CREDIT_MICROS=str(10**15),
+            BENCH_REDIS_URL=self.redis_url,
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start_noop_worker(self, concurrency: int) -> Child:
+        argv = python_argv(
+            "-m", "celery", "-A", "bench.noop_app", "worker", "-Q", "bench_noop", "-P", "threads",
+            "-c", str(concurrency), "--prefetch-multiplier", "1", "-n", f"bench-noop-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        )  # fmt: skip
+        self.noop_worker = Child("noop-worker", argv, self.env(), LOG_DIR)
+        self.noop_worker.wait_for_log(" ready.", timeout=60)
+        return self.noop_worker
+
+    def stop_noop_worker(self) -> None:
+        if self.noop_worker is not None:
+            self.noop_worker.stop()
+            self.noop_worker = None
+
+    # Measurements.
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((PGDATA / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        """CPU seconds so far of each part of the system (Redis: the whole server)."""
+        snap = {}
+        for name, child in (("worker", self.worker), ("api", self.api)):
+            if child is not None:
+                snap[name] = tree_cpu_seconds(child.proc.pid)
+        if self.fake_llm is not None:
+            snap["fake_llm"] = tree_cpu_seconds(self.fake_llm.child.proc.pid)
+        if (pid := self.postmaster_pid) is not None:
+            snap["postgres"] = tree_cpu_seconds(pid)
+        with contextlib.suppress(redis.RedisError):
+            snap["redis"] = redis_cpu_seconds(self.redis)
+        t = psutil.cpu_times()
+        snap["machine"] = sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0)
+        return snap
+
+    def reply_status_counts(self) -> dict[str, int]:
+        with psycopg.connect(self._db_uri()) as conn:
+            rows = conn.execute(
+                "SELECT status::text, count(*) FROM messages WHERE role = 'assistant' GROUP BY 1"
+            ).fetchall()
+        return {status: int(n) for status, n in rows}
+
+    def _db_uri(self) -> str:
+        return psycopg.conninfo.make_conninfo(self.libpq_uri, dbname=DB_NAME)
+
+    def unfinished_replies(self) -> int:
+        with psycopg.connect(self._db_uri()) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM messages"
+                " WHERE role = 'assistant' AND status IN ('queued', 'generating')"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def wait_drained(self, timeout: float, settle: float = 5.0) -> tuple[bool, int]:
+        """Wait until no reply is queued or generating. Returns (drained, stuck): replies whose count has
+        not moved for ``settle`` s with the llm queue empty are stuck (their task ended without ending
+        them; only the reaper, which runs under beat, would). On timeout the llm queue is purged."""
+        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            n = self.unfinished_replies()
+            if n == 0:
+                return True, 0
+            if n != last:
+                last, since = n, time.monotonic()
+            elif time.monotonic() - since >= settle and self.redis.llen("llm") == 0:
+                return True, n
+            time.sleep(0.25)
+        self.redis.delete("llm")
+        return False, last
+
+    def pause_llm_consumer(self, paused: bool) -> None:
+        """Stop (or resume) the llm worker taking tasks, through Celery's remote control."""
+        from celery import Celery
+
+        control = Celery("bench-control", broker=self.redis_url).control
+        replies = (control.cancel_consumer if paused else control.add_consumer)(
+            "llm", reply=True, timeout=5, limit=1
+        )
+        if not replies:
+            raise RuntimeError("the llm worker did not answer the remote control command")
+
+    def discard_queued_replies(self) -> int:
+        """Drop the llm queue and end the replies it held (they were only there to be accepted)."""
+        self.redis.delete("llm")
+        with psycopg.connect(self._db_uri()) as conn:
+            cur = conn.execute(
+                "UPDATE messages SET status = 'cancelled', completed_at = now()"
+                " WHERE role = 'assistant' AND status = 'queued'"
+            )
+            return cur.rowcount
+
+    # Stop.
+
+    def stop(self) -> None:
+        self.stop_noop_worker()
+        if self.stack is not None:
+            self.stack.stop()
+        if self.fake_llm is not None:
+            self.fake_llm.stop()
+        if self._pg_started:
+            stop_server(PGDATA)
+
+    def check_alive(self) -> None:
+        for child in (self.api, self.worker):
+            if child is not None and child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited:\n{child.log_text()[-3000:]}")
