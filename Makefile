@@ -21,7 +21,7 @@ $(BIN)/python:
 
 # Reinstall only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,local-embeddings]'
 	touch $(STAMP)
 
 run: venv

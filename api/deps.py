@@ -17,9 +17,9 @@ from core.events import EventBus
 from core.logging import user_id_var
 from core.redis import async_redis
 from core.security import TokenError, decode_access_token
-from models import User
+from models import Role, User
 from services import auth
-from services.errors import ServiceError, Unauthorized, Unavailable
+from services.errors import Forbidden, ServiceError, Unauthorized, Unavailable
 from workers.dispatch import send_all
 
 log = logging.getLogger("chatai.api")
@@ -82,6 +82,15 @@ async def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def require_admin(user: CurrentUser) -> User:
+    if user.role != Role.admin:
+        raise Forbidden("This needs the admin role")
+    return user
+
+
+AdminUser = Annotated[User, Depends(require_admin)]
 
 
 async def get_bus() -> EventBus:

@@ -67,6 +67,8 @@ class AssistantIn(Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=32_000)
     llm_provider: Literal["openai", "offline"] | None = None
+    retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
+    retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
 
 
 class AssistantPatch(Strict):
@@ -76,6 +78,8 @@ class AssistantPatch(Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=32_000)
     llm_provider: Literal["openai", "offline"] | None = None
+    retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
+    retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
 
 
 class AssistantOut(Out):
@@ -86,6 +90,8 @@ class AssistantOut(Out):
     temperature: float
     max_tokens: int
     llm_provider: str | None
+    retrieval_top_k: int | None = None
+    retrieval_min_score: float | None = None
     public_key: str
     created_at: datetime
 
@@ -159,3 +165,41 @@ class QueuedReply(BaseModel):
 class PostMessageOut(BaseModel):
     message: PostedUserMessage
     reply: QueuedReply
+
+
+# Knowledge base
+class DocumentQueuedOut(BaseModel):
+    id: uuid.UUID
+    filename: str
+    status: str
+
+
+class DocumentOut(Out):
+    id: uuid.UUID
+    assistant_id: uuid.UUID
+    filename: str
+    content_type: str
+    size_bytes: int
+    status: str
+    progress: float
+    chunk_count: int
+    error: str | None
+    created_at: datetime
+
+
+class SearchIn(Strict):
+    query: str = Field(min_length=1, max_length=4000)
+    top_k: int | None = Field(default=None, ge=1, le=50)
+
+
+class SearchHitOut(BaseModel):
+    document_id: uuid.UUID
+    chunk_id: uuid.UUID
+    filename: str
+    text: str
+    score: float
+    similarity: float
+
+
+class SearchOut(BaseModel):
+    items: list[SearchHitOut]

@@ -1,12 +1,11 @@
 """The WebSocket hub: one Redis pub/sub connection per API process, fanned out to its local sockets.
 
-A channel is SUBSCRIBEd while a local socket wants its topic. The reader hands each published payload
-(already the frame text) to the bounded send queue of each interested socket, drained by a writer task
-per socket; a socket whose queue is full is closed (4008) rather than stalling anyone, and resumes.
-Resume: a subscription buffers live frames from registration, waits for Redis to confirm the SUBSCRIBE,
-replays the stream after its last id page by page, sends ``subscribed``, then flushes the buffered frames
-newer than the last id sent. After a lost Redis connection every channel is re-subscribed and every
-subscription catches up the same way, so sockets stay open and miss nothing the stream retains.
+Each published payload (already the frame text) goes to the bounded queue of each interested socket; a
+socket whose queue is full is closed (4008) rather than stalling anyone. A subscription buffers live
+frames from registration, waits for Redis to confirm the SUBSCRIBE, replays the stream after its last
+id, sends ``subscribed``, then flushes buffered frames newer than the last id sent. After a lost Redis
+connection every channel is re-subscribed and every subscription catches up the same way, so sockets
+stay open and miss nothing the stream retains.
 """
 
 from __future__ import annotations
@@ -78,7 +77,7 @@ class Client:
         # Replays wait for room below this mark, so live frames of other topics still fit.
         self._replay_mark = max(1, queue_size // 2)
         self._room = asyncio.Event()
-        self._writer = asyncio.create_task(self._write())
+        self.writer = asyncio.create_task(self._write())
 
     def send(self, text: str, event: bool = False) -> bool:
         """Queue a frame without waiting; a full queue closes the socket as too slow."""
@@ -97,13 +96,6 @@ class Client:
             self._room.clear()
             await self._room.wait()
         self._queue.put_nowait((text, True))
-
-    def topic_for(self, client_topic: str) -> str | None:
-        return next((s.topic for s in self.subs.values() if s.client_topic == client_topic), None)
-
-    def stop(self) -> None:
-        if self._writer is not asyncio.current_task():
-            self._writer.cancel()
 
     async def _write(self) -> None:
         while True:
@@ -153,7 +145,6 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._closing, return_exceptions=True)
-        await self._disconnect()
 
     def attach(self, conn: Connection) -> Client:
         client = Client(self, conn, self._queue_size)
@@ -167,9 +158,10 @@ class Hub:
             client.closed = True
             self._clients.discard(client)
             WS_CONNECTIONS.dec()
-            for sub in list(client.subs.values()):
-                self._remove(sub)
-            client.stop()
+            for topic in list(client.subs):
+                self.unsubscribe(client, topic)
+            if client.writer is not asyncio.current_task():
+                client.writer.cancel()
 
     def close(self, client: Client, code: int, reason: str) -> None:
         """Detach a socket and close it with ``code``, without waiting for it."""
@@ -190,32 +182,22 @@ class Hub:
         channel = channel_name(topic)
         if channel not in self._channels:
             self._channels[channel], self._ready[channel] = set(), asyncio.Event()
-            self._command("SUBSCRIBE", channel)
+            self._pending[channel] = self._pending.get(channel, 0) + 1
+            self._commands.put_nowait((self._epoch, "SUBSCRIBE", channel))
         self._channels[channel].add(sub)
         sub.task = asyncio.create_task(self._catch_up(sub, announce=True))
 
     def unsubscribe(self, client: Client, topic: str) -> None:
-        sub = client.subs.get(topic)
-        if sub is not None:
-            self._remove(sub)
-
-    def _remove(self, sub: _Sub) -> None:
+        sub = client.subs.pop(topic, None)
+        if sub is None:
+            return
         if sub.task is not None and sub.task is not asyncio.current_task():
             sub.task.cancel()
-        if sub.client.subs.get(sub.topic) is sub:
-            del sub.client.subs[sub.topic]
-        channel = channel_name(sub.topic)
-        subs = self._channels.get(channel)
-        if subs is not None and sub in subs:
-            subs.discard(sub)
-            if not subs:
-                del self._channels[channel], self._ready[channel]
-                self._command("UNSUBSCRIBE", channel)
-
-    def _command(self, command: str, channel: str) -> None:
-        if command == "SUBSCRIBE":
-            self._pending[channel] = self._pending.get(channel, 0) + 1
-        self._commands.put_nowait((self._epoch, command, channel))
+        channel = channel_name(topic)
+        self._channels[channel].discard(sub)
+        if not self._channels[channel]:
+            del self._channels[channel], self._ready[channel]
+            self._commands.put_nowait((self._epoch, "UNSUBSCRIBE", channel))
 
     async def _send_commands(self) -> None:
         while True:
@@ -238,7 +220,11 @@ class Hub:
                 log.warning("ws hub: pub/sub connection lost", extra={"error": repr(exc)})
             except Exception:
                 log.exception("ws hub: reader failed; reconnecting")
-            await self._disconnect()
+            finally:
+                if (lost := self._conn) is not None:
+                    self._conn = None
+                    with contextlib.suppress(RedisError, OSError):
+                        await lost.disconnect(nowait=True)
             delay = min(max(delay * 2, 0.05), 5.0)
             await asyncio.sleep(delay)
 
@@ -259,12 +245,6 @@ class Hub:
             if self._channels:
                 await conn.send_command("SUBSCRIBE", *self._channels)
         return conn
-
-    async def _disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await conn.disconnect(nowait=True)
 
     async def _read(self, conn: aioredis.Connection) -> None:
         pinged = False

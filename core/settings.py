@@ -54,6 +54,27 @@ class Settings(BaseSettings):
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_base_url: str | None = None
     embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_api_key: str | None = None
+    embedding_dimensions: int = 384
+    embedding_batch_size: int = 32
+    embedding_max_attempts: int = 4
+    embedding_threads: int = 1  # torch threads per worker process (prefork runs one process per core)
+
+    # Knowledge base: uploads, chunking, indexing and retrieval.
+    max_upload_bytes: int = 20 * 1024 * 1024
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+    retrieval_top_k: int = 5
+    retrieval_min_score: float = 0.3  # cosine similarity a passage needs to be used
+    retrieval_candidates: int = 40  # rows each ranking (vector, full text) contributes to the fusion
+    retrieval_ef_search: int = 100
+    retrieval_max_scan_tuples: int = 50_000
+    retrieval_iterative_scan: Literal["relaxed_order", "strict_order"] = "relaxed_order"
+    knowledge_context_tokens: int = 2000  # prompt budget for retrieved passages
+    document_time_limit_seconds: int = 900
+    document_silence_seconds: float = 120.0
+    document_max_attempts: int = 3
+    query_embedding_timeout_seconds: float = 15.0
 
     # Telegram.
     telegram_api_base: str = "https://api.telegram.org"
@@ -75,6 +96,19 @@ class Settings(BaseSettings):
     reply_max_attempts: int = 3
     reaper_interval_seconds: float = 15.0
     idempotency_window_seconds: int = 24 * 3600
+
+    # Billing. Off means no holds and no charges (benchmarks compare the accept path with and without).
+    billing_enabled: bool = True
+    billing_currency: str = "USD"
+    reconcile_enabled: bool = True
+    reconcile_interval_seconds: float = 3600.0
+    # Terminal replies whose hold is still open after this long are settled by the sweep.
+    billing_hold_sweep_seconds: float = 120.0
+    stripe_api_key: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_secret: str | None = None
+    stripe_success_url: str | None = None  # default: public_base_url + "/billing/success"
+    stripe_cancel_url: str | None = None  # default: public_base_url + "/billing/cancel"
 
     # Operators.
     flower_port: int = 5555

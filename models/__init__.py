@@ -2,19 +2,45 @@
 
 from models.assistant import Assistant
 from models.base import Base
+from models.billing import (
+    BALANCE_KINDS,
+    DEFAULT_PRICE_MODEL,
+    HOLD_KINDS,
+    Balance,
+    BalanceMismatch,
+    CheckoutSession,
+    Price,
+    Transaction,
+    TransactionKind,
+    UsageRecord,
+)
 from models.dialog import TERMINAL_STATUSES, Dialog, DialogStatus, Message, MessageRole, ReplyStatus
+from models.knowledge import Chunk, Document, DocumentStatus
 from models.user import RefreshToken, Role, User
 
 __all__ = [
+    "BALANCE_KINDS",
+    "DEFAULT_PRICE_MODEL",
+    "HOLD_KINDS",
     "TERMINAL_STATUSES",
     "Assistant",
+    "Balance",
+    "BalanceMismatch",
     "Base",
+    "CheckoutSession",
+    "Chunk",
     "Dialog",
     "DialogStatus",
+    "Document",
+    "DocumentStatus",
     "Message",
     "MessageRole",
+    "Price",
     "RefreshToken",
     "ReplyStatus",
     "Role",
+    "Transaction",
+    "TransactionKind",
+    "UsageRecord",
     "User",
 ]

@@ -25,4 +25,7 @@ class Assistant(IdMixin, TimestampMixin, Base):
     max_tokens: Mapped[int] = mapped_column(default=1024)
     llm_provider: Mapped[str | None] = mapped_column(String(32))
     public_key: Mapped[str] = mapped_column(String(64), unique=True, default=new_public_key)
+    # Knowledge retrieval; unset means the settings' defaults.
+    retrieval_top_k: Mapped[int | None]
+    retrieval_min_score: Mapped[float | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

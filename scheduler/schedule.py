@@ -16,4 +16,32 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": interval,
             "options": {"queue": ROUTES[TASKS.reap_replies], "expires": interval},
         },
+        "reap-silent-documents": {
+            "task": TASKS.reap_documents,
+            "schedule": interval,
+            "options": {"queue": ROUTES[TASKS.reap_documents], "expires": interval},
+        },
+        **_billing_schedule(settings),
     }
+
+
+def _billing_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    if not settings.billing_enabled:
+        return {}
+    sweep = settings.billing_hold_sweep_seconds
+    jobs: dict[str, dict[str, Any]] = {
+        # Settles holds whose settle task was lost (e.g. the broker was down when the reply ended).
+        "sweep-stale-holds": {
+            "task": TASKS.sweep_holds,
+            "schedule": sweep,
+            "options": {"queue": ROUTES[TASKS.sweep_holds], "expires": sweep},
+        },
+    }
+    if settings.reconcile_enabled:
+        every = settings.reconcile_interval_seconds
+        jobs["reconcile-balances"] = {
+            "task": TASKS.reconcile_balances,
+            "schedule": every,
+            "options": {"queue": ROUTES[TASKS.reconcile_balances], "expires": every},
+        }
+    return jobs

@@ -59,5 +59,10 @@ async def update(
 
 async def delete(session: AsyncSession, owner: User, assistant_id: uuid.UUID) -> None:
     assistant = await get_owned(session, owner, assistant_id)
+    # Its documents and chunks cascade in the database; their stored files go after the commit.
+    from services.knowledge.documents import forget_assistant_files
+    from services.knowledge.storage import get_storage
+
+    await forget_assistant_files(session, get_storage(), assistant.id)
     await session.delete(assistant)
     await session.flush()

@@ -19,6 +19,7 @@ from core.security import (
 )
 from core.settings import get_settings
 from models import RefreshToken, User
+from services.billing import accounts as billing_accounts
 from services.errors import Conflict, Unauthorized
 
 MIN_PASSWORD_LENGTH = 8
@@ -49,6 +50,7 @@ async def register(session: AsyncSession, email: str, password: str, name: str |
             await session.flush()
     except IntegrityError as exc:
         raise Conflict("An account with this email already exists", code="email_taken") from exc
+    await billing_accounts.open_account(session, user.id, get_settings().signup_credit_micros or 0)
     return user
 
 

@@ -42,3 +42,18 @@ class Forbidden(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     code = "unavailable"
+
+
+class TooLarge(ServiceError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedType(ServiceError):
+    status = 415
+    code = "unsupported_type"
+
+
+class InsufficientBalance(ServiceError):
+    status = 402
+    code = "insufficient_balance"

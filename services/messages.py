@@ -15,6 +15,7 @@ from core.events import EventBus, dialog_topic
 from core.settings import get_settings
 from models import TERMINAL_STATUSES, Message, MessageRole, ReplyStatus, Role, User
 from services import dialogs
+from services.billing import holds
 from services.chat import cancellation
 from services.errors import Conflict, NotFound, ServiceError
 from services.pagination import Page
@@ -74,6 +75,9 @@ async def post_message(
     )
     session.add(reply)
     await session.flush()
+    if get_settings().billing_enabled:
+        # 402 insufficient_balance here rolls the whole request back: nothing written, nothing queued.
+        await holds.hold_for_reply(session, dialog, reply.id, content)
     outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
     outbox.on_dispatch_failure(session, _undo_post(message.id, reply.id))
     return PostedMessage(message, reply)
@@ -81,6 +85,7 @@ async def post_message(
 
 def _undo_post(message_id: uuid.UUID, reply_id: uuid.UUID):  # type: ignore[no-untyped-def]
     async def undo(session: AsyncSession) -> None:
+        await holds.release_hold(session, reply_id)
         await session.execute(delete(Message).where(Message.id.in_([reply_id, message_id])))
 
     return undo
@@ -152,6 +157,7 @@ async def cancel(session: AsyncSession, user: User, reply_id: uuid.UUID, bus: Ev
         )
         if result.first() is not None:
             await session.refresh(reply)
+            outbox.enqueue(session, TASKS.settle_reply, str(reply.id))
             topic, data = dialog_topic(reply.dialog_id), {"reply_id": str(reply.id), "content": ""}
             outbox.after_commit(session, lambda: bus.apublish(topic, "reply.cancelled", data))
             return reply

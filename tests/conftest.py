@@ -11,7 +11,7 @@ import redis
 
 from tests.fixtures.database import DatabaseFactory
 from tests.fixtures.processes import ARTIFACTS
-from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack, base_env
+from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack, base_env, running_stack
 
 REDIS_BASE = os.environ.get("CHATAI_TEST_REDIS", "redis://127.0.0.1:6379")
 # Separate db numbers let several test runs share one Redis without flushing each other.
@@ -70,17 +70,10 @@ def stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: object) -> Iter
     """API + one llm worker, with the OpenAI-compatible provider pointed at the fake LLM."""
     env = {
         **stack_env,
-        "CHATAI_LLM_PROVIDER": "openai",
-        "CHATAI_LLM_BASE_URL": fake_llm.base_url,
-        "CHATAI_LLM_API_KEY": "test-key",
+        **fake_llm.env,
     }
-    system = Stack(env, log_dir)  # type: ignore[arg-type]
-    try:
-        system.start_api()
-        system.start_worker("llm")
+    with running_stack(env, log_dir) as system:  # type: ignore[arg-type]
         yield system
-    finally:
-        system.stop()
 
 
 @pytest.fixture

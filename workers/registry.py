@@ -36,12 +36,25 @@ class TASKS:
 
     generate_reply = "chatai.llm.generate_reply"
     reap_replies = "chatai.llm.reap_replies"
+    embed_query = "chatai.llm.embed_query"
+    index_document = "chatai.embeddings.index_document"
+    reap_documents = "chatai.embeddings.reap_documents"
+    settle_reply = "chatai.billing.settle_reply"
+    sweep_holds = "chatai.billing.sweep_holds"
+    reconcile_balances = "chatai.billing.reconcile_balances"
 
 
 # Task name → queue. A task missing here has no queue, which the tests refuse.
 ROUTES: dict[str, str] = {
     TASKS.generate_reply: "llm",
     TASKS.reap_replies: "llm",
+    # Query embeddings for the API's search run where hundreds of threads wait, not behind documents.
+    TASKS.embed_query: "llm",
+    TASKS.index_document: "embeddings",
+    TASKS.reap_documents: "embeddings",
+    TASKS.settle_reply: "billing",
+    TASKS.sweep_holds: "billing",
+    TASKS.reconcile_balances: "billing",
 }
 
 

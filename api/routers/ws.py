@@ -40,6 +40,10 @@ async def _receive(websocket: WebSocket) -> str | bytes | None:
     return message.get("text") or message.get("bytes") or ""
 
 
+def _subscribed_topic(client: Client, client_topic: str) -> str | None:
+    return next((topic for topic, sub in client.subs.items() if sub.client_topic == client_topic), None)
+
+
 def _parse(raw: str | bytes) -> dict[str, Any] | None:
     try:
         frame = orjson.loads(raw)
@@ -105,7 +109,7 @@ async def _subscribe(hub: Hub, client: Client, claims: AccessClaims, frame: dict
     ):
         client.send(_error("bad_request", 'last_event_id must be an event id, "0" or null', topic=topic))
         return
-    if client.topic_for(topic) is None and len(client.subs) >= MAX_TOPICS:
+    if _subscribed_topic(client, topic) is None and len(client.subs) >= MAX_TOPICS:
         client.send(_error("bad_request", f"at most {MAX_TOPICS} topics per connection", topic=topic))
         return
     async with async_session_scope() as session:
@@ -128,7 +132,7 @@ async def _serve(websocket: WebSocket, hub: Hub, client: Client, claims: AccessC
         elif kind == "subscribe":
             await _subscribe(hub, client, claims, frame)
         elif kind == "unsubscribe":
-            topic = client.topic_for(frame["topic"]) if isinstance(frame.get("topic"), str) else None
+            topic = _subscribed_topic(client, frame["topic"]) if isinstance(frame.get("topic"), str) else None
             if topic is not None:
                 hub.unsubscribe(client, topic)
         else:

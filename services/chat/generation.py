@@ -25,6 +25,7 @@ from services.chat.delivery import DeltaPublisher, delivered_text, frames_from_r
 from services.providers import get_provider
 from services.providers.base import ChatRequest, ProviderError, Usage
 from services.providers.tokens import estimate_tokens
+from workers.dispatch import complete_unit_of_work
 
 log = logging.getLogger("chatai.generation")
 
@@ -118,11 +119,12 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
             "content": content,
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
             "cost_micros": None,
-            "citations": [],
+            "citations": job.citations,
         }
         return await _end(
             rt, job, ReplyStatus.completed, content, "reply.completed", result,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            citations=job.citations,
         )  # fmt: skip
     finally:
         rt.running.pop(reply_id, None)
@@ -134,7 +136,7 @@ async def _stream_with_retries(
 ) -> Usage | None:
     settings = get_settings()
     provider = get_provider(job.provider, settings)
-    request = ChatRequest(job.model, job.messages, job.temperature, job.max_tokens)
+    request = ChatRequest(job.model, job.messages, job.temperature, job.max_tokens, job.passages)
     retrying = AsyncRetrying(
         retry=retry_if_exception(lambda exc: isinstance(exc, ProviderError) and exc.retryable),
         stop=stop_after_attempt(settings.llm_max_attempts),
@@ -167,6 +169,7 @@ async def _end(
     error = data.get("error") if status == ReplyStatus.failed else None
     async with async_session_scope() as session:
         owned = await replies.finish(session, job, status, content, error=error, **fields)
+    await complete_unit_of_work(session)
     if not owned:
         return "lost"
     await rt.bus.apublish(dialog_topic(job.dialog_id), event_type, {"reply_id": str(job.reply_id), **data})

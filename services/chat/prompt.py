@@ -15,17 +15,43 @@ def message_tokens(content: str) -> int:
     return estimate_tokens(content) + MESSAGE_OVERHEAD_TOKENS
 
 
+KNOWLEDGE_HEADER = (
+    "Answer from these passages of the knowledge base when they are relevant, and cite them by their"
+    " number, e.g. [1]. If they do not contain the answer, say so."
+)
+
+
+def knowledge_block(passages: Sequence[tuple[str, str]], budget_tokens: int) -> tuple[str, int]:
+    """The numbered passages ((source, text), best first) that fit ``budget_tokens``, as a system prompt
+    section, and how many of them it holds."""
+    lines = [KNOWLEDGE_HEADER]
+    budget = budget_tokens - message_tokens(KNOWLEDGE_HEADER)
+    used = 0
+    for source, text in passages:
+        line = f"[{used + 1}] ({source}) {' '.join(text.split())}"
+        cost = estimate_tokens(line) + 1
+        if cost > budget:
+            break
+        budget -= cost
+        lines.append(line)
+        used += 1
+    return ("\n".join(lines) if used else ""), used
+
+
 def build_prompt(
     system_prompt: str,
     history: Sequence[tuple[str, str]],
     new_message: str,
     context_tokens: int,
     max_tokens: int,
+    knowledge: str = "",
 ) -> list[ChatMessage]:
     """``history`` is (role, content) oldest first, without the new message.
 
     Older turns that do not fit ``context_tokens - max_tokens`` are dropped, the newest kept; the system
-    prompt and the new message always stay."""
+    prompt, the ``knowledge`` section (appended to it) and the new message always stay."""
+    if knowledge:
+        system_prompt = f"{system_prompt}\n\n{knowledge}" if system_prompt else knowledge
     budget = context_tokens - max_tokens - message_tokens(new_message)
     if system_prompt:
         budget -= message_tokens(system_prompt)

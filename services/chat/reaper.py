@@ -63,6 +63,9 @@ async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapRe
             reply.completed_at = now
             data = {"reply_id": str(reply.id), "error": reply.error}
             outbox.after_commit(session, _publisher(bus, dialog_topic(reply.dialog_id), data))
+            if settings.billing_enabled:
+                # The reply died: its hold is released (charging only text it had stored, i.e. none).
+                outbox.enqueue(session, TASKS.settle_reply, str(reply.id))
             failed.append(reply.id)
         else:
             reply.attempt += 1

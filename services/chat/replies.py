@@ -7,17 +7,21 @@ reply to another attempt) or a redelivered task can never overwrite a newer outc
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import outbox
 from core.settings import get_settings
 from models import Assistant, Dialog, Message, MessageRole, ReplyStatus
-from services.chat.prompt import build_prompt
-from services.providers.base import ChatMessage
+from services.chat.prompt import build_prompt, knowledge_block, message_tokens
+from services.knowledge.embedding import embed_query_in_process
+from services.knowledge.retrieval import retrieve
+from services.providers.base import ChatMessage, ContextPassage
+from workers.registry import TASKS
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class ClaimedReply:
     max_tokens: int
     messages: list[ChatMessage]
     resumed: bool  # an earlier attempt may already have delivered text
+    # Knowledge passages in the prompt (None: the assistant has no knowledge base), and their citations.
+    passages: tuple[ContextPassage, ...] | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def claim(session: AsyncSession, reply_id: uuid.UUID, attempt: int) -> ClaimedReply | None:
@@ -74,12 +81,35 @@ async def claim(session: AsyncSession, reply_id: uuid.UUID, attempt: int) -> Cla
             .limit(settings.llm_history_messages)
         )
     ).all()
+    hits = await retrieve(
+        session,
+        reply.owner_id,
+        assistant.id,
+        user_message.content,
+        embed_query_in_process,
+        top_k=assistant.retrieval_top_k,
+        min_score=assistant.retrieval_min_score,
+    )
+    knowledge, passages, citations = "", None, []
+    if hits is not None:
+        room = settings.llm_context_tokens - assistant.max_tokens - message_tokens(user_message.content)
+        room -= message_tokens(assistant.system_prompt) if assistant.system_prompt else 0
+        knowledge, used = knowledge_block(
+            [(h.filename, h.text) for h in hits], min(settings.knowledge_context_tokens, room)
+        )
+        passages = tuple(ContextPassage(h.text, h.filename) for h in hits[:used])
+        citations = [
+            {"document_id": str(h.document_id), "chunk_id": str(h.chunk_id), "filename": h.filename,
+             "score": round(h.score, 4)}
+            for h in hits[:used]
+        ]  # fmt: skip
     messages = build_prompt(
         assistant.system_prompt,
         [(role.value, content) for role, content in reversed(history)],
         user_message.content,
         settings.llm_context_tokens,
         assistant.max_tokens,
+        knowledge,
     )
     reply.model = assistant.model
     await session.flush()
@@ -94,6 +124,8 @@ async def claim(session: AsyncSession, reply_id: uuid.UUID, attempt: int) -> Cla
         max_tokens=assistant.max_tokens,
         messages=messages,
         resumed=resumed,
+        passages=passages,
+        citations=citations,
     )
 
 
@@ -111,7 +143,11 @@ async def finish(
         .values(status=status, content=content, completed_at=datetime.now(UTC), **fields)
         .returning(Message.id)
     )
-    return result.first() is not None
+    owned = result.first() is not None
+    if owned and get_settings().billing_enabled:
+        # Its hold becomes the charge for what it used, once, in the billing queue.
+        outbox.enqueue(session, TASKS.settle_reply, str(job.reply_id))
+    return owned
 
 
 _HEARTBEAT_SQL = text(

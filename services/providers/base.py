@@ -19,11 +19,21 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ContextPassage:
+    """A knowledge-base passage given to the model (already in the prompt; the offline provider quotes it)."""
+
+    text: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     model: str
     messages: list[ChatMessage]
     temperature: float
     max_tokens: int
+    # None: no knowledge base was searched; empty: it was, and nothing matched.
+    context_passages: tuple[ContextPassage, ...] | None = None
 
 
 class ProviderError(Exception):

@@ -8,18 +8,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from services.providers.base import ChatRequest, Usage
+from services.providers.base import ChatRequest, ContextPassage, Usage
 from services.providers.tokens import estimate_tokens
 
 INTRO = "I am running in offline mode, so this answer comes without a language model."
+NOTHING_MATCHES = (
+    "I found nothing in the knowledge base that matches your question, so I cannot answer it from there."
+)
 
 
-def offline_answer(last_user_message: str, context_passages: Sequence[str] = ()) -> str:
-    """The deterministic reply: the user's words back, plus any retrieved passages quoted and numbered."""
+def offline_answer(last_user_message: str, context_passages: Sequence[str | ContextPassage] = ()) -> str:
+    """The deterministic reply: the user's words back, then the retrieved passages quoted, numbered and
+    attributed to their documents. (When a searched knowledge base had nothing, the provider adds
+    ``NOTHING_MATCHES``.)"""
     parts = [INTRO, f"You wrote: {' '.join(last_user_message.split())}"]
     if context_passages:
         parts.append("From the knowledge base:")
-        parts.extend(f'[{i}] "{" ".join(p.split())}"' for i, p in enumerate(context_passages, start=1))
+        for i, passage in enumerate(context_passages, start=1):
+            if isinstance(passage, str):
+                passage = ContextPassage(passage)
+            quoted = f'[{i}] "{" ".join(passage.text.split())}"'
+            parts.append(f"{quoted} (from {passage.source})" if passage.source else quoted)
     return "\n".join(parts)
 
 
@@ -32,8 +41,14 @@ class OfflineProvider:
         self, request: ChatRequest, context_passages: Sequence[str] | None = None
     ) -> AsyncIterator[str | Usage]:
         last_user = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
-        passages = self._context_passages if context_passages is None else context_passages
+        passages: Sequence[str | ContextPassage] = (
+            context_passages
+            if context_passages is not None
+            else request.context_passages or self._context_passages
+        )
         answer = offline_answer(last_user, passages)
+        if request.context_passages is not None and not passages:
+            answer = f"{answer}\n{NOTHING_MATCHES}"
         pieces = _pieces(answer)[: max(1, request.max_tokens)]
         for i, piece in enumerate(pieces):
             if i and self._delay > 0:

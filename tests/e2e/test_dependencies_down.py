@@ -16,7 +16,7 @@ from core.embedded_db import ensure_server, sqlalchemy_url, stop_server
 from tests.fixtures.api import new_dialog, poll_reply, signup
 from tests.fixtures.database import migrate
 from tests.fixtures.processes import ROOT, free_port, wait_for
-from tests.fixtures.stack import FakeLLM, Stack, base_env
+from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
 
 
 class RedisServer:
@@ -90,14 +90,10 @@ def fragile_stack(
 ) -> Iterator[Stack]:
     env = base_env(postgres_server[1], redis_server.url, log_dir)
     llm = FakeLLM(log_dir, env)
-    system = Stack({**env, "CHATAI_LLM_PROVIDER": "openai", "CHATAI_LLM_BASE_URL": llm.base_url,
-                    "CHATAI_LLM_API_KEY": "test-key"}, log_dir)  # fmt: skip
     try:
-        system.start_api()
-        system.start_worker("llm")
-        yield system
+        with running_stack({**env, **llm.env}, log_dir) as system:
+            yield system
     finally:
-        system.stop()
         llm.stop()
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.fixtures.api import WsClient, new_dialog, poll_reply, post_message, reply_text, signup
-from tests.fixtures.stack import FakeLLM, Stack
+from tests.fixtures.stack import FakeLLM, Stack, running_stack
 from workers.registry import TASKS
 
 
@@ -17,18 +17,11 @@ from workers.registry import TASKS
 def loss_stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: object) -> Iterator[Stack]:
     env = {
         **stack_env,
-        "CHATAI_LLM_PROVIDER": "openai",
-        "CHATAI_LLM_BASE_URL": fake_llm.base_url,
-        "CHATAI_LLM_API_KEY": "test-key",
+        **fake_llm.env,
         "CHATAI_REPLY_MAX_ATTEMPTS": "2",
     }
-    system = Stack(env, log_dir)  # type: ignore[arg-type]
-    try:
-        system.start_api()
-        system.start_beat()
+    with running_stack(env, log_dir, workers=(), beat=True) as system:  # type: ignore[arg-type]
         yield system
-    finally:
-        system.stop()
 
 
 @pytest.fixture

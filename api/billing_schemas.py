@@ -1,0 +1,80 @@
+"""Request and response bodies of the balance, payments and billing-admin endpoints (API.md)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from api.schemas import Out, Strict
+
+# Checkout amounts are whole cents: Stripe charges in the currency's minor unit.
+MICROS_PER_CENT = 10_000
+
+
+class BalanceOut(BaseModel):
+    balance_micros: int
+    currency: str
+    # Beyond the contract: what open holds (replies in progress) reserve, and what is left to spend.
+    held_micros: int
+    available_micros: int
+
+
+class TransactionOut(Out):
+    id: uuid.UUID
+    kind: str
+    amount_micros: int
+    balance_after_micros: int
+    reference: str | None
+    created_at: datetime
+
+
+class PriceIn(Strict):
+    input_micros_per_mtok: int = Field(ge=0, le=10**12)
+    output_micros_per_mtok: int = Field(ge=0, le=10**12)
+
+
+class PriceOut(Out):
+    model: str
+    input_micros_per_mtok: int
+    output_micros_per_mtok: int
+    currency: str
+
+
+class PricesOut(BaseModel):
+    items: list[PriceOut]
+
+
+class TopupIn(Strict):
+    amount_micros: int = Field(le=10**13)
+    reason: str = Field(min_length=1, max_length=500)
+    idempotency_key: str = Field(min_length=1, max_length=200)
+
+
+class CheckoutIn(Strict):
+    amount_micros: int = Field(ge=50 * MICROS_PER_CENT, le=10**11, multiple_of=MICROS_PER_CENT)
+
+
+class CheckoutOut(BaseModel):
+    id: str
+    url: str
+
+
+class WebhookOut(BaseModel):
+    received: bool
+    outcome: str
+
+
+class MismatchOut(Out):
+    run_id: uuid.UUID
+    owner_id: uuid.UUID
+    balance_micros: int
+    ledger_balance_micros: int
+    held_micros: int
+    ledger_held_micros: int
+    found_at: datetime
+
+
+class ReconciliationOut(BaseModel):
+    items: list[MismatchOut]

@@ -1,0 +1,48 @@
+"""Admin endpoints of billing: prices, manual top-ups, reconciliation findings."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Path, status
+
+from api.billing_schemas import (
+    MismatchOut,
+    PriceIn,
+    PriceOut,
+    PricesOut,
+    ReconciliationOut,
+    TopupIn,
+    TransactionOut,
+)
+from api.deps import AdminUser, SessionDep
+from services.billing import accounts, pricing, reconcile
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+@router.get("/prices", response_model=PricesOut)
+async def list_prices(_: AdminUser, session: SessionDep) -> PricesOut:
+    return PricesOut(items=[PriceOut.model_validate(p) for p in await pricing.list_prices(session)])
+
+
+@router.put("/prices/{model}", response_model=PriceOut)
+async def put_price(
+    body: PriceIn, _: AdminUser, session: SessionDep, model: str = Path(min_length=1, max_length=200)
+) -> PriceOut:
+    price = await pricing.set_price(session, model, body.input_micros_per_mtok, body.output_micros_per_mtok)
+    return PriceOut.model_validate(price)
+
+
+@router.post("/users/{user_id}/topup", status_code=status.HTTP_201_CREATED, response_model=TransactionOut)
+async def topup(user_id: uuid.UUID, body: TopupIn, _: AdminUser, session: SessionDep) -> TransactionOut:
+    transaction = await accounts.admin_topup(
+        session, user_id, body.amount_micros, body.reason, body.idempotency_key
+    )
+    return TransactionOut.model_validate(transaction)
+
+
+@router.get("/reconciliation", response_model=ReconciliationOut)
+async def reconciliation(_: AdminUser, session: SessionDep) -> ReconciliationOut:
+    found = await reconcile.recent_mismatches(session)
+    return ReconciliationOut(items=[MismatchOut.model_validate(m) for m in found])

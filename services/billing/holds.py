@@ -1,0 +1,184 @@
+"""Holds: reserve a reply's worst-case cost when it is accepted, settle it when the reply ends.
+
+Keys, all on the reply id: ``hold:<id>``, ``charge:<id>``, ``release:<id>``. Settlement books the
+charge and the release of the whole hold in one database transaction, so a reply is settled at most
+once however often its task is delivered; ``release:<id>`` existing means the hold is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.settings import get_settings
+from models import (
+    TERMINAL_STATUSES,
+    Assistant,
+    Balance,
+    Dialog,
+    Message,
+    ReplyStatus,
+    Transaction,
+    TransactionKind,
+    UsageRecord,
+)
+from services.billing import ledger, pricing
+from services.billing.ledger import Entry
+from services.errors import InsufficientBalance
+from services.providers.tokens import estimate_tokens
+
+log = logging.getLogger("chatai.billing")
+
+
+def hold_key(reply_id: uuid.UUID) -> str:
+    return f"hold:{reply_id}"
+
+
+def charge_key(reply_id: uuid.UUID) -> str:
+    return f"charge:{reply_id}"
+
+
+def release_key(reply_id: uuid.UUID) -> str:
+    return f"release:{reply_id}"
+
+
+async def place_hold(session: AsyncSession, owner_id: uuid.UUID, reply_id: uuid.UUID, amount: int) -> None:
+    """Reserve ``amount`` or raise ``InsufficientBalance``; one conditional UPDATE, no read-modify-write."""
+    row = (
+        await session.execute(
+            update(Balance)
+            .where(Balance.user_id == owner_id, Balance.balance_micros - Balance.held_micros >= amount)
+            .values(held_micros=Balance.held_micros + amount, updated_at=func.now())
+            .returning(Balance.balance_micros, Balance.held_micros, Balance.currency)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
+        balance = await session.get(Balance, owner_id)
+        available = balance.balance_micros - balance.held_micros if balance else 0
+        raise InsufficientBalance(
+            "The balance does not cover a new reply",
+            details={"required_micros": amount, "available_micros": available},
+        )
+    balance_after, held_after, currency = row
+    session.add(
+        Transaction(
+            owner_id=owner_id,
+            kind=TransactionKind.hold,
+            amount_micros=amount,
+            balance_after_micros=balance_after,
+            held_after_micros=held_after,
+            currency=currency,
+            idempotency_key=hold_key(reply_id),
+            reference=str(reply_id),
+        )
+    )
+    await session.flush()
+    ledger.announce(session, owner_id, balance_after, held_after)
+
+
+async def hold_for_reply(session: AsyncSession, dialog: Dialog, reply_id: uuid.UUID, content: str) -> int:
+    """Place the hold for a reply about to be queued: its worst-case cost at the model's price."""
+    assistant = await session.get_one(Assistant, dialog.assistant_id)
+    price = await pricing.price_for(session, assistant.model)
+    amount = pricing.hold_micros(price, assistant.system_prompt, content, assistant.max_tokens)
+    await place_hold(session, dialog.owner_id, reply_id, amount)
+    return amount
+
+
+@dataclass(frozen=True)
+class Settlement:
+    reply_id: uuid.UUID
+    outcome: str  # settled | already_settled | no_hold | not_finished
+    charged_micros: int = 0
+
+
+def _billable_tokens(reply: Message | None) -> tuple[int, int]:
+    """A completed reply pays its usage; a failed or cancelled one only the text it generated."""
+    if reply is None:
+        return 0, 0
+    if reply.status == ReplyStatus.completed:
+        return reply.prompt_tokens or 0, reply.completion_tokens or estimate_tokens(reply.content)
+    return 0, estimate_tokens(reply.content)
+
+
+async def settle_reply(session: AsyncSession, reply_id: uuid.UUID) -> Settlement:
+    """Turn the reply's hold into its charge and release the hold, exactly once."""
+    hold = await ledger.find(session, hold_key(reply_id))
+    if hold is None:
+        return Settlement(reply_id, "no_hold")
+    reply = await session.get(Message, reply_id)
+    if reply is not None and reply.status not in TERMINAL_STATUSES:
+        return Settlement(reply_id, "not_finished")
+    if await ledger.find(session, release_key(reply_id)) is not None:
+        return Settlement(reply_id, "already_settled")
+    prompt_tokens, completion_tokens = _billable_tokens(reply)
+    model = reply.model if reply is not None else None
+    price = await pricing.price_for(session, model)
+    cost = pricing.cost_micros(price, prompt_tokens, completion_tokens)
+    charge = min(cost, hold.amount_micros)
+    if charge < cost:
+        log.warning("reply %s cost %d more than its hold %d; charged the hold", reply_id, cost, charge)
+    entries = [Entry(TransactionKind.release, -hold.amount_micros, release_key(reply_id), str(reply_id))]
+    if charge > 0:
+        entries.insert(0, Entry(TransactionKind.charge, -charge, charge_key(reply_id), str(reply_id)))
+    booking = await ledger.book(session, hold.owner_id, entries)
+    if not booking.created:  # a concurrent delivery settled it while this one waited for the lock
+        return Settlement(reply_id, "already_settled")
+    if reply is not None:
+        reply.cost_micros = charge
+        await session.execute(
+            pg_insert(UsageRecord)
+            .values(
+                owner_id=hold.owner_id,
+                kind="reply",
+                subject_id=reply_id,
+                model=model or "",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost_micros=charge,
+                currency=price.currency,
+            )
+            .on_conflict_do_nothing(index_elements=[UsageRecord.subject_id])
+        )
+    await session.flush()
+    return Settlement(reply_id, "settled", charge)
+
+
+async def release_hold(session: AsyncSession, reply_id: uuid.UUID) -> bool:
+    """Release a hold without charging (the reply was undone); False if there was nothing to release."""
+    hold = await ledger.find(session, hold_key(reply_id))
+    if hold is None:
+        return False
+    entry = Entry(TransactionKind.release, -hold.amount_micros, release_key(reply_id), str(reply_id))
+    return (await ledger.book(session, hold.owner_id, [entry])).created
+
+
+_STALE_HOLDS = text(
+    """
+    SELECT h.reference FROM transactions h
+    LEFT JOIN messages m ON m.id = CAST(h.reference AS uuid)
+    WHERE h.kind = 'hold' AND h.created_at BETWEEN :oldest AND :newest
+      AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.idempotency_key = 'release:' || h.reference)
+      AND (m.id IS NULL OR m.status IN ('completed', 'failed', 'cancelled'))
+    ORDER BY h.created_at
+    LIMIT :limit
+    """
+)
+
+
+async def stale_holds(session: AsyncSession, limit: int = 500) -> list[uuid.UUID]:
+    """Replies that ended (or were deleted) while their hold stayed open: a lost settle task."""
+    settings = get_settings()
+    now = datetime.now(UTC)
+    newest = now - timedelta(seconds=settings.billing_hold_sweep_seconds)
+    # Replies cannot live longer than their attempts' time limits; older holds were swept long ago.
+    oldest = now - timedelta(days=7)
+    rows = await session.execute(_STALE_HOLDS, {"oldest": oldest, "newest": newest, "limit": limit})
+    return [uuid.UUID(reference) for (reference,) in rows]

@@ -1,0 +1,63 @@
+"""The ``embeddings`` queue: index a document, and reap documents whose worker went silent."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import OperationalError
+
+from core.db import async_session_scope
+from core.events import EventBus
+from core.redis import async_redis, sync_redis
+from core.settings import get_settings
+from services.knowledge import indexing, reaper
+from services.knowledge.embedding import TransientEmbeddingError, get_embedder
+from services.knowledge.storage import get_storage
+from workers import loop
+from workers.app import celery_app
+from workers.dispatch import complete_unit_of_work
+from workers.registry import TASKS
+
+TRANSIENT = (OperationalError, redis.ConnectionError, redis.TimeoutError, TransientEmbeddingError)
+_settings = get_settings()
+
+
+@celery_app.task(
+    name=TASKS.index_document,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=5,
+    acks_late=True,
+    soft_time_limit=_settings.document_time_limit_seconds,
+    time_limit=_settings.document_time_limit_seconds + 30,
+)
+def index_document(document_id: str, attempt: int = 1) -> str:
+    indexer = indexing.Indexer(EventBus(sync_client=sync_redis()), get_storage(), get_embedder())
+    try:
+        return indexer.run(uuid.UUID(document_id), attempt)
+    except SoftTimeLimitExceeded:
+        job = indexing.Job(uuid.UUID(document_id), attempt, *_owner_fields(uuid.UUID(document_id)))
+        return indexer.fail(job, "Indexing took longer than the time limit")
+
+
+def _owner_fields(document_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, str, str]:
+    from core.db import session_scope
+    from models import Document
+
+    with session_scope() as session:
+        doc = session.get_one(Document, document_id)
+        return doc.owner_id, doc.assistant_id, doc.storage_key, doc.content_type
+
+
+@celery_app.task(name=TASKS.reap_documents, autoretry_for=TRANSIENT, max_retries=2)
+def reap_documents() -> dict[str, int]:
+    return loop.run(_reap(), timeout=120)
+
+
+async def _reap() -> dict[str, int]:
+    async with async_session_scope() as session:
+        result = await reaper.reap_documents(session, EventBus(async_client=async_redis()))
+    await complete_unit_of_work(session)
+    return {"retried": len(result.retried), "failed": len(result.failed)}
