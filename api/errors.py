@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.errors import ServiceError
@@ -67,7 +68,10 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(503, "unavailable", "A dependency is unavailable; the request did nothing")
 
-    for exc_type in (OperationalError, DBAPIError, redis.ConnectionError, redis.TimeoutError, BrokerError):
+    # PoolTimeout: every database connection is busy; the client may retry, like any 503.
+    for exc_type in (
+        OperationalError, DBAPIError, PoolTimeout, redis.ConnectionError, redis.TimeoutError, BrokerError
+    ):  # fmt: skip
         app.add_exception_handler(exc_type, _dependency_down)
 
     @app.exception_handler(Exception)

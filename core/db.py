@@ -48,7 +48,7 @@ def async_engine() -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
-        pool_timeout=10,
+        pool_timeout=settings.db_pool_timeout_seconds,
     )
 
 

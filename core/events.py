@@ -8,13 +8,17 @@ WebSocket gateway forwards it without re-encoding.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from core.settings import get_settings
 
@@ -71,6 +75,74 @@ def _min_id() -> str:
     return f"{int(time.time() * 1000) - retention_ms}-0"
 
 
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _PipelinedPublisher:
+    """Sends the events of every coroutine on one loop in shared pipelines.
+
+    While one batch is on its way to Redis the next one gathers, so hundreds of concurrent generations
+    cost one round trip per batch instead of one each. Batches go one at a time, in order, so the
+    events of a topic keep the order they were published in.
+    """
+
+    MAX_BATCH = 1000
+
+    def __init__(self, client: aioredis.Redis):
+        self._client = client
+        self._sha = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
+        self._pending: list[tuple[list[str], str, asyncio.Future[str]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    def publish(self, keys: list[str], body: str) -> asyncio.Future[str]:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys, body, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_pending())
+        return future
+
+    async def _send_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.MAX_BATCH]
+            del self._pending[: self.MAX_BATCH]
+            try:
+                ids = await self._send(batch)
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), event_id in zip(batch, ids, strict=True):
+                if not future.done():
+                    future.set_result(_decode(event_id))
+
+    async def _send(self, batch: list[tuple[list[str], str, asyncio.Future[str]]]) -> list[Any]:
+        min_id = _min_id()
+        results: list[Any] = await self._evalsha_all(batch, min_id)
+        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if missing:  # the script cache was flushed (a Redis restart): load it and send those again
+            await self._client.script_load(_PUBLISH_LUA)
+            retried = await self._evalsha_all([batch[i] for i in missing], min_id)
+            for i, result in zip(missing, retried, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    async def _evalsha_all(
+        self, batch: list[tuple[list[str], str, asyncio.Future[str]]], min_id: str
+    ) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for keys, body, _ in batch:
+                pipe.evalsha(self._sha, 2, *keys, min_id, body)
+            return await pipe.execute(raise_on_error=False)
+
+
+_publishers: weakref.WeakKeyDictionary[aioredis.Redis, _PipelinedPublisher] = weakref.WeakKeyDictionary()
+
+
 class EventBus:
     """Publishes and replays events; sync for tasks, async for the event loop."""
 
@@ -78,20 +150,22 @@ class EventBus:
         self._sync = sync_client
         self._async = async_client
         self._sync_script = sync_client.register_script(_PUBLISH_LUA) if sync_client else None
-        self._async_script = async_client.register_script(_PUBLISH_LUA) if async_client else None
+        self._pipelined: _PipelinedPublisher | None = None
+        if async_client is not None:
+            self._pipelined = _publishers.get(async_client)
+            if self._pipelined is None:
+                self._pipelined = _publishers[async_client] = _PipelinedPublisher(async_client)
 
     def publish(self, topic: str, event_type: str, data: dict[str, Any]) -> str:
         assert self._sync_script is not None
         body = encode_body(topic, event_type, data)
         event_id = self._sync_script(keys=[stream_key(topic), channel_name(topic)], args=[_min_id(), body])
-        return event_id.decode() if isinstance(event_id, bytes) else event_id
+        return _decode(event_id)
 
     async def apublish(self, topic: str, event_type: str, data: dict[str, Any]) -> str:
-        assert self._async_script is not None
-        body = encode_body(topic, event_type, data)
+        assert self._pipelined is not None
         keys = [stream_key(topic), channel_name(topic)]
-        event_id = await self._async_script(keys=keys, args=[_min_id(), body])
-        return event_id.decode() if isinstance(event_id, bytes) else event_id
+        return await self._pipelined.publish(keys, encode_body(topic, event_type, data))
 
     async def areplay(self, topic: str, after_id: str, count: int = 1000) -> list[tuple[str, str]]:
         """Events after ``after_id`` ("0" for all retained), oldest first, as (id, frame) pairs."""

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     celery_broker_url: str | None = Field(default=None, validation_alias=AliasChoices("CELERY_BROKER_URL"))
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    # How long a unit of work waits for a pooled connection before it fails as unavailable (503 / retry).
+    db_pool_timeout_seconds: float = 30.0
     redis_max_connections: int = 200
 
     # Auth.
@@ -35,6 +37,31 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     signup_credit_micros: int | None = None
+    # Verification accepts these algorithms only (never "none"); tokens are signed with the first.
+    jwt_algorithms: list[Literal["HS256", "HS384", "HS512"]] = ["HS256"]
+    # The key id (``kid`` header) of jwt_secret; earlier keys stay valid for verification until removed.
+    jwt_key_id: str = "k1"
+    jwt_previous_keys: dict[str, str] = {}
+    password_min_length: int = 10
+    login_max_failures: int = 10  # failed logins of one email before it is locked
+    login_lockout_seconds: int = 900
+    # Browser sessions: HttpOnly token cookies plus a readable CSRF cookie (double-submit).
+    cookie_secure: bool = True
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    cookie_domain: str | None = None
+    cors_allow_origins: list[str] = []  # the dashboard's origins
+    max_body_bytes: int = 1024 * 1024  # request bodies other than uploads
+
+    # Rate limits, in the notation of the ``limits`` library ("10/minute"), counted in Redis.
+    rate_limits_enabled: bool = True
+    rate_limit_login_per_ip: str = "30/minute"
+    rate_limit_login_per_email: str = "10/minute"
+    rate_limit_register_per_ip: str = "20/hour"
+    rate_limit_register_per_email: str = "5/hour"
+    rate_limit_messages_per_user: str = "60/minute"
+    rate_limit_uploads_per_user: str = "60/hour"
+    max_concurrent_generations_per_assistant: int = 50  # queued or generating replies
+    generation_slot_lease_seconds: int = 900  # a slot whose reply never ended is freed after this
 
     # LLM.
     llm_provider: Literal["openai", "offline"] = "offline"
@@ -83,6 +110,8 @@ class Settings(BaseSettings):
     # Events and delivery.
     event_retention_seconds: int = 3600
     delta_coalesce_ms: float = 30.0
+    # Celery task events (a broker publish per task state change); Flower turns them on while it watches.
+    task_events: bool = False
     ws_send_queue_size: int = 2000
     ws_auth_timeout_seconds: float = 10.0
     ws_replay_page_size: int = 500

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import uuid
 
-import redis
-from sqlalchemy.exc import OperationalError
-
 from core.db import async_session_scope
 from services.billing import holds, reconcile
+from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
 from workers.dispatch import complete_unit_of_work
 from workers.registry import TASKS
 
-TRANSIENT = (OperationalError, redis.ConnectionError, redis.TimeoutError)
 TIME_LIMIT = 60
 
 

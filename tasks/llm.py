@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-import redis
-from sqlalchemy.exc import OperationalError
-
 from core.db import async_session_scope
 from core.events import EventBus
 from core.redis import async_redis
 from core.settings import get_settings
 from services.chat import generation, reaper
+from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
 from workers.dispatch import complete_unit_of_work
 from workers.registry import TASKS
-
-# Infrastructure hiccups are retried; provider faults are handled (and retried) inside the generation.
-TRANSIENT = (OperationalError, redis.ConnectionError, redis.TimeoutError)
 
 
 @celery_app.task(

@@ -28,8 +28,9 @@ def create_celery() -> Celery:
         task_track_started=False,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Task events cost a broker publish per task state; Flower switches them on while it watches.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_seconds,

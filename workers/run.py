@@ -19,7 +19,6 @@ def worker_argv(queue: str, extra: list[str] | None = None) -> list[str]:
         "--prefetch-multiplier", str(spec.prefetch_multiplier),
         "-n", f"{spec.name}-{os.getpid()}@%h",
         "--without-gossip", "--without-mingle",
-        "-E",
         *(extra or []),
     ]  # fmt: skip
 

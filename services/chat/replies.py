@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.settings import get_settings
-from models import Assistant, Dialog, Message, MessageRole, ReplyStatus
+from models import Message, ReplyStatus
 from services.chat.prompt import build_prompt, knowledge_block, message_tokens
 from services.knowledge.embedding import embed_query_in_process
 from services.knowledge.retrieval import retrieve
@@ -41,92 +41,99 @@ class ClaimedReply:
     citations: list[dict[str, Any]] = field(default_factory=list)
 
 
+# One round trip: lock the reply if this attempt may take it, mark it generating, and read everything
+# the prompt needs (assistant, the user's message, the history before it, whether there is knowledge).
+_CLAIM_SQL = text(
+    """
+    WITH target AS (
+        SELECT id, started_at FROM messages
+        WHERE id = :reply_id AND role = 'assistant' AND attempt = :attempt
+          AND (status = 'queued' OR (status = 'generating' AND heartbeat_at < :silent_since))
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE messages AS r
+    SET status = 'generating', heartbeat_at = :now, started_at = coalesce(target.started_at, :now),
+        model = a.model
+    FROM target, dialogs AS d, assistants AS a, messages AS u
+    WHERE r.id = target.id AND d.id = r.dialog_id AND a.id = d.assistant_id AND u.id = r.reply_to_id
+    RETURNING
+        target.started_at IS NOT NULL AS resumed, r.dialog_id, r.owner_id, a.id AS assistant_id,
+        a.system_prompt, a.model, a.temperature, a.max_tokens, a.llm_provider,
+        a.retrieval_top_k, a.retrieval_min_score, u.content AS user_content,
+        EXISTS (SELECT 1 FROM chunks WHERE chunks.assistant_id = a.id) AS has_knowledge,
+        (SELECT coalesce(json_agg(json_build_array(h.role, h.content) ORDER BY h.seq), '[]')
+         FROM (SELECT role, content, seq FROM messages
+               WHERE dialog_id = r.dialog_id AND seq < u.seq AND status = 'completed' AND content <> ''
+               ORDER BY seq DESC LIMIT :history) AS h) AS history
+    """
+)
+
+
 async def claim(session: AsyncSession, reply_id: uuid.UUID, attempt: int) -> ClaimedReply | None:
     """Take the reply for this attempt, or ``None`` if it is terminal, newer, or alive elsewhere."""
     settings = get_settings()
     now = datetime.now(UTC)
-    silent_since = now - timedelta(seconds=settings.reply_silence_seconds)
-    reply = await session.scalar(
-        select(Message)
-        .where(
-            Message.id == reply_id,
-            Message.role == MessageRole.assistant,
-            Message.attempt == attempt,
-            or_(
-                Message.status == ReplyStatus.queued,
-                (Message.status == ReplyStatus.generating) & (Message.heartbeat_at < silent_since),
-            ),
-        )
-        .with_for_update(skip_locked=True)
-    )
-    if reply is None:
+    params = {
+        "reply_id": reply_id,
+        "attempt": attempt,
+        "now": now,
+        "silent_since": now - timedelta(seconds=settings.reply_silence_seconds),
+        "history": settings.llm_history_messages,
+    }
+    row = (await session.execute(_CLAIM_SQL, params)).mappings().first()
+    if row is None:
         return None
-    resumed = reply.started_at is not None
-    reply.status = ReplyStatus.generating
-    reply.heartbeat_at = now
-    reply.started_at = reply.started_at or now
-    dialog = await session.get_one(Dialog, reply.dialog_id)
-    assistant = await session.get_one(Assistant, dialog.assistant_id)
-    user_message = await session.get_one(Message, reply.reply_to_id)
-    history = (
-        await session.execute(
-            select(Message.role, Message.content)
-            .where(
-                Message.dialog_id == dialog.id,
-                Message.seq < user_message.seq,
-                Message.status == ReplyStatus.completed,
-                Message.content != "",
-            )
-            .order_by(Message.seq.desc())
-            .limit(settings.llm_history_messages)
-        )
-    ).all()
-    hits = await retrieve(
-        session,
-        reply.owner_id,
-        assistant.id,
-        user_message.content,
-        embed_query_in_process,
-        top_k=assistant.retrieval_top_k,
-        min_score=assistant.retrieval_min_score,
-    )
     knowledge, passages, citations = "", None, []
-    if hits is not None:
-        room = settings.llm_context_tokens - assistant.max_tokens - message_tokens(user_message.content)
-        room -= message_tokens(assistant.system_prompt) if assistant.system_prompt else 0
-        knowledge, used = knowledge_block(
-            [(h.filename, h.text) for h in hits], min(settings.knowledge_context_tokens, room)
-        )
-        passages = tuple(ContextPassage(h.text, h.filename) for h in hits[:used])
-        citations = [
-            {"document_id": str(h.document_id), "chunk_id": str(h.chunk_id), "filename": h.filename,
-             "score": round(h.score, 4)}
-            for h in hits[:used]
-        ]  # fmt: skip
+    if row["has_knowledge"]:
+        knowledge, passages, citations = await _knowledge_for(session, row, settings.llm_context_tokens)
     messages = build_prompt(
-        assistant.system_prompt,
-        [(role.value, content) for role, content in reversed(history)],
-        user_message.content,
+        row["system_prompt"],
+        [(role, content) for role, content in row["history"]],
+        row["user_content"],
         settings.llm_context_tokens,
-        assistant.max_tokens,
+        row["max_tokens"],
         knowledge,
     )
-    reply.model = assistant.model
-    await session.flush()
     return ClaimedReply(
-        reply_id=reply.id,
+        reply_id=reply_id,
         attempt=attempt,
-        dialog_id=dialog.id,
-        owner_id=reply.owner_id,
-        provider=assistant.llm_provider or settings.llm_provider,
-        model=assistant.model,
-        temperature=assistant.temperature,
-        max_tokens=assistant.max_tokens,
+        dialog_id=row["dialog_id"],
+        owner_id=row["owner_id"],
+        provider=row["llm_provider"] or settings.llm_provider,
+        model=row["model"],
+        temperature=row["temperature"],
+        max_tokens=row["max_tokens"],
         messages=messages,
-        resumed=resumed,
+        resumed=row["resumed"],
         passages=passages,
         citations=citations,
     )
+
+
+async def _knowledge_for(
+    session: AsyncSession, row: Any, context_tokens: int
+) -> tuple[str, tuple[ContextPassage, ...] | None, list[dict[str, Any]]]:
+    """The passages retrieved for the user's message that fit the prompt, and their citations."""
+    settings = get_settings()
+    question = row["user_content"]
+    hits = await retrieve(
+        session, row["owner_id"], row["assistant_id"], question, embed_query_in_process,
+        top_k=row["retrieval_top_k"], min_score=row["retrieval_min_score"],
+    )  # fmt: skip
+    if hits is None:
+        return "", None, []
+    room = context_tokens - row["max_tokens"] - message_tokens(question)
+    room -= message_tokens(row["system_prompt"]) if row["system_prompt"] else 0
+    knowledge, used = knowledge_block(
+        [(h.filename, h.text) for h in hits], min(settings.knowledge_context_tokens, room)
+    )
+    passages = tuple(ContextPassage(h.text, h.filename) for h in hits[:used])
+    citations = [
+        {"document_id": str(h.document_id), "chunk_id": str(h.chunk_id), "filename": h.filename,
+         "score": round(h.score, 4)}
+        for h in hits[:used]
+    ]  # fmt: skip
+    return knowledge, passages, citations
 
 
 async def finish(

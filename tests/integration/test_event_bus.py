@@ -61,3 +61,36 @@ def test_old_events_are_trimmed_by_age(bus: EventBus) -> None:
     # Trimming is approximate (whole stream nodes of up to 100 entries), and never touches retained events.
     assert sum(e["type"] == "old" for e in events) < 100
     assert [e["data"]["i"] for e in events if e["type"] == "new"] == list(range(50))
+
+
+async def test_concurrent_async_publishes_share_pipelines_and_keep_each_topics_order() -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(URL)
+    await client.flushdb()
+    await client.script_flush()  # the first batch must load the script itself
+    bus = EventBus(async_client=client)
+    sent = []
+    original_execute = aioredis.client.Pipeline.execute
+
+    async def counting_execute(pipe, raise_on_error=True):  # type: ignore[no-untyped-def]
+        sent.append(len(pipe.command_stack))
+        return await original_execute(pipe, raise_on_error)
+
+    aioredis.client.Pipeline.execute = counting_execute  # type: ignore[method-assign]
+    try:
+
+        async def stream(topic: str) -> list[str]:
+            return [await bus.apublish(topic, "reply.delta", {"i": i}) for i in range(20)]
+
+        ids = await asyncio.gather(*(stream(f"dialog:p{n}") for n in range(50)))
+    finally:
+        aioredis.client.Pipeline.execute = original_execute  # type: ignore[method-assign]
+    for n, topic_ids in enumerate(ids):
+        replayed = await bus.areplay(f"dialog:p{n}", "0")
+        assert [event_id for event_id, _ in replayed] == topic_ids
+        assert [orjson.loads(frame)["data"]["i"] for _, frame in replayed] == list(range(20))
+    assert sum(sent) >= 1000 and len(sent) < 200  # 1,000 events in far fewer round trips
+    await client.aclose()
