@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from celery import Celery
 
 from tests.fixtures.api import WsClient, new_dialog, poll_reply, post_message, reply_text, signup
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
@@ -50,7 +51,7 @@ async def test_killed_worker_is_replaced_without_duplicated_text(
         reply_id = posted["reply"]["id"]
         await deltas_seen(ws, reply_id, 5)
         first.kill()
-        loss_stack.start_worker("llm")
+        second = loss_stack.start_worker("llm")
         frames = await ws.until("reply.completed", reply_id, timeout=60)
 
     completed = frames[-1]["data"]
@@ -65,12 +66,14 @@ async def test_killed_worker_is_replaced_without_duplicated_text(
     assert [f["type"] for f in replayed].count("reply.completed") == 1
     assert reply_text(replayed, reply_id) == completed["content"]
 
-    # The dead worker's message, delivered again, finds a newer attempt and does nothing.
-    from workers.app import celery_app
-
-    celery_app.send_task(TASKS.generate_reply, args=[reply_id, 1], queue="llm")
-    marker = await post_message(http, user, dialog_id, "after redelivery [[tokens:3]]")
-    await poll_reply(http, user, marker["reply"]["id"])
+    # The dead worker's message, delivered again (on the stack's broker), finds a newer attempt and does
+    # nothing: the worker reports it skipped.
+    sender = Celery(broker=loss_stack.env["REDIS_URL"])
+    redelivered = sender.send_task(TASKS.generate_reply, args=[reply_id, 1], queue="llm")
+    sender.close()
+    second.wait_for_log(f"{redelivered.id}] succeeded", timeout=30)
+    (line,) = [entry for entry in second.log_text().splitlines() if f"{redelivered.id}] succeeded" in entry]
+    assert "skipped" in line
     async with WsClient(loss_stack.ws_url, user.access_token) as ws:
         replayed = await ws.subscribe(f"dialog:{dialog_id}", last_event_id="0")
     assert [f["type"] for f in replayed if f["data"].get("reply_id") == reply_id].count(
