@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
 from api.routers import assistants, auth, billing, billing_admin, dialogs, health, knowledge, ws
+from api.security import install_security
 from api.ws_hub import Hub
 from core.db import async_engine
 from core.logging import configure_logging
@@ -40,6 +41,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_security(app)
     app.add_middleware(RequestIdMiddleware)
     for module in (health, auth, assistants, dialogs, ws, knowledge, billing, billing_admin):
         app.include_router(module.router)

@@ -16,7 +16,7 @@ from bench.stats import tree_cpu_seconds
 from core.embedded_db import ensure_server, sqlalchemy_url, stop_server
 from tests.fixtures.database import migrate
 from tests.fixtures.processes import Child, python_argv
-from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack
+from tests.fixtures.stack import GENEROUS_RATE_LIMITS, TEST_JWT_SECRET, FakeLLM, Stack
 from workers.run import worker_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +116,7 @@ class BenchStack:
             CHATAI_LOG_LEVEL=self.log_level,
             CHATAI_ACCESS_TOKEN_TTL_SECONDS="3600",
             CHATAI_LLM_CONCURRENCY=str(self.llm_concurrency),
+            **GENEROUS_RATE_LIMITS,
             # Holds reserve a reply's worst case until a billing worker settles it; none runs here.
             CHATAI_SIGNUP_CREDIT_MICROS=str(10**15),
             BENCH_REDIS_URL=self.redis_url,

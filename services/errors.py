@@ -57,3 +57,20 @@ class UnsupportedType(ServiceError):
 class InsufficientBalance(ServiceError):
     status = 402
     code = "insufficient_balance"
+
+
+class AccountLocked(ServiceError):
+    status = 423
+    code = "account_locked"
+    persist = True  # the failure that locked it is recorded
+
+
+class RateLimited(ServiceError):
+    """Too many requests; ``retry_after`` seconds until the next one may pass (the Retry-After header)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float, *, details: Any = None):
+        super().__init__(message, details={"retry_after": int(retry_after), **(details or {})})
+        self.retry_after = int(retry_after)

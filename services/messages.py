@@ -14,7 +14,7 @@ from core import outbox
 from core.events import EventBus, dialog_topic
 from core.settings import get_settings
 from models import TERMINAL_STATUSES, Message, MessageRole, ReplyStatus, Role, User
-from services import dialogs
+from services import chat_slots, dialogs
 from services.billing import holds
 from services.chat import cancellation
 from services.errors import Conflict, NotFound, ServiceError
@@ -78,6 +78,8 @@ async def post_message(
     if get_settings().billing_enabled:
         # 402 insufficient_balance here rolls the whole request back: nothing written, nothing queued.
         await holds.hold_for_reply(session, dialog, reply.id, content)
+    # 429 here when the assistant is at its cap of concurrent generations; nothing is written either.
+    await chat_slots.acquire(session, dialog.assistant_id, reply.id)
     outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
     outbox.on_dispatch_failure(session, _undo_post(message.id, reply.id))
     return PostedMessage(message, reply)

@@ -1,22 +1,33 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from api.deps import CurrentUser, SessionDep
+from api.ratelimits import enforce, login_per_ip, register_per_ip
 from api.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenOut, UserOut
+from core.settings import get_settings
 from services import auth
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    dependencies=[Depends(register_per_ip)],
+)
 async def register(body: RegisterIn, session: SessionDep) -> UserOut:
+    await enforce(
+        get_settings().rate_limit_register_per_email, "register-email", auth.normalize_email(body.email)
+    )
     user = await auth.register(session, body.email, body.password, body.name)
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/login", response_model=TokenOut)
+@router.post("/auth/login", response_model=TokenOut, dependencies=[Depends(login_per_ip)])
 async def login(body: LoginIn, session: SessionDep) -> TokenOut:
+    await enforce(get_settings().rate_limit_login_per_email, "login-email", auth.normalize_email(body.email))
     user = await auth.authenticate(session, body.email, body.password)
     pair = await auth.issue_tokens(session, user)
     return TokenOut(

@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Depends, Header, status
 
 from api.deps import BusDep, CurrentUser, PageDep, SessionDep
+from api.ratelimits import messages_per_user
 from api.schemas import (
     DialogIn,
     DialogOut,
@@ -41,7 +42,10 @@ async def get_dialog(dialog_id: uuid.UUID, user: CurrentUser, session: SessionDe
 
 
 @router.post(
-    "/dialogs/{dialog_id}/messages", status_code=status.HTTP_202_ACCEPTED, response_model=PostMessageOut
+    "/dialogs/{dialog_id}/messages",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PostMessageOut,
+    dependencies=[Depends(messages_per_user)],
 )
 async def post_message(
     dialog_id: uuid.UUID,

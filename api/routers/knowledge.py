@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, status
 
 from api.deps import BusDep, CurrentUser, PageDep, SessionDep
+from api.ratelimits import uploads_per_user
 from api.schemas import DocumentOut, DocumentQueuedOut, PageOut, SearchHitOut, SearchIn, SearchOut
 from core.settings import get_settings
 from services.errors import TooLarge
@@ -30,6 +31,7 @@ def _refuse_large_body(request: Request) -> None:
     "/assistants/{assistant_id}/documents",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DocumentQueuedOut,
+    dependencies=[Depends(uploads_per_user)],
 )
 async def upload_document(
     assistant_id: uuid.UUID,
