@@ -218,7 +218,12 @@ async def test_control_changes_settings_and_stats_count_outcomes(
     await post(http, llm, body("x [[fault:500]]"))
 
     stats = await (await http.get(f"{llm.base_url.removesuffix('/v1')}/_stats")).json()
-    assert stats == {"requests": 2, "by_outcome": {"ok": 1, "fault_500": 1}, "active_streams": 0}
+    assert stats == {
+        "requests": 2,
+        "by_outcome": {"ok": 1, "fault_500": 1},
+        "active_streams": 0,
+        "embedding_batches": [],
+    }
 
     bad = await http.post(f"{llm.base_url.removesuffix('/v1')}/_control", json={"nope": 1})
     assert bad.status == 400
