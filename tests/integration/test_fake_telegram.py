@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter
 
 from tests.fixtures.fake_telegram import FakeTelegram
-from tests.fixtures.processes import ARTIFACTS
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeTelegram]:
-    server = FakeTelegram(ARTIFACTS / "test_fake_telegram", {"PATH": "/usr/bin:/bin"})
+def fake(log_dir: Path) -> Iterator[FakeTelegram]:
+    server = FakeTelegram(log_dir, {"PATH": "/usr/bin:/bin"})
     yield server
     server.stop()
 
