@@ -16,6 +16,7 @@ from models.billing import (
 )
 from models.dialog import TERMINAL_STATUSES, Dialog, DialogStatus, Message, MessageRole, ReplyStatus
 from models.knowledge import Chunk, Document, DocumentStatus
+from models.telegram import BotStatus, SendState, TelegramBot, TelegramChat, TelegramSend
 from models.user import RefreshToken, Role, User
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Balance",
     "BalanceMismatch",
     "Base",
+    "BotStatus",
     "CheckoutSession",
     "Chunk",
     "Dialog",
@@ -39,6 +41,10 @@ __all__ = [
     "RefreshToken",
     "ReplyStatus",
     "Role",
+    "SendState",
+    "TelegramBot",
+    "TelegramChat",
+    "TelegramSend",
     "Transaction",
     "TransactionKind",
     "UsageRecord",
