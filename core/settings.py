@@ -106,6 +106,21 @@ class Settings(BaseSettings):
     # Telegram.
     telegram_api_base: str = "https://api.telegram.org"
     public_base_url: str = "http://127.0.0.1:8000"
+    # Fernet keys for bot tokens at rest, comma-separated: the first encrypts, every one decrypts (rotation).
+    # Unset: one key derived from jwt_secret.
+    telegram_token_keys: str | None = None
+    # False: bots get no webhook and the bot pool (workers/telegram_poller.py) long-polls them.
+    telegram_webhooks: bool = True
+    telegram_webhook_max_connections: int = 40
+    telegram_bot_messages_per_second: int = 30
+    telegram_chat_interval_seconds: float = 1.0
+    telegram_group_messages_per_minute: int = 20
+    # Added to every limit window, so clock and network jitter never push a send over Telegram's limit.
+    telegram_limit_margin_seconds: float = 0.05
+    telegram_send_max_attempts: int = 5
+    telegram_poll_timeout_seconds: int = 25
+    telegram_poll_lease_seconds: float = 15.0
+    telegram_webhook_check_seconds: float = 300.0
 
     # Events and delivery.
     event_retention_seconds: int = 3600
