@@ -1,6 +1,7 @@
 """All ORM models; importing this package registers every table on ``Base.metadata``."""
 
 from models.assistant import Assistant
+from models.audit import AuditEvent
 from models.base import Base
 from models.billing import (
     BALANCE_KINDS,
@@ -25,6 +26,7 @@ __all__ = [
     "HOLD_KINDS",
     "TERMINAL_STATUSES",
     "Assistant",
+    "AuditEvent",
     "Balance",
     "BalanceMismatch",
     "Base",

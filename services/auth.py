@@ -19,10 +19,9 @@ from core.security import (
 )
 from core.settings import get_settings
 from models import RefreshToken, User
+from services import audit, lockout, passwords
 from services.billing import accounts as billing_accounts
-from services.errors import Conflict, Unauthorized
-
-MIN_PASSWORD_LENGTH = 8
+from services.errors import AccountLocked, Conflict, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,12 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
+
+
+class LoginFailed(Unauthorized):
+    """Wrong email or password: the request fails, and its audit record must stay."""
+
+    persist = True
 
 
 class RefreshReused(Unauthorized):
@@ -43,6 +48,7 @@ def normalize_email(email: str) -> str:
 
 
 async def register(session: AsyncSession, email: str, password: str, name: str | None) -> User:
+    passwords.check_new_password(password, email)
     user = User(email=normalize_email(email), password_hash=hash_password(password), name=name)
     session.add(user)
     try:
@@ -54,13 +60,35 @@ async def register(session: AsyncSession, email: str, password: str, name: str |
     return user
 
 
-async def authenticate(session: AsyncSession, email: str, password: str) -> User:
-    user = await session.scalar(select(User).where(User.email == normalize_email(email)))
-    # verify_password runs the hash even for unknown emails, so timing does not tell them apart.
+async def authenticate(session: AsyncSession, email: str, password: str, ip: str | None = None) -> User:
+    """The user with this email and password; every failure is audited, and too many lock the email.
+
+    An unknown email, a wrong password and an inactive account get the same answer after the same
+    work (a password hash is verified in every case), and locks are kept per email whether or not an
+    account has it, so neither the answer nor its timing tells which emails exist.
+    """
+    email = normalize_email(email)
+    locked = await lockout.locked_for(email)
+    if locked:
+        audit.record(session, audit.LOGIN_LOCKED_OUT, subject=email, ip=ip)
+        raise AccountLocked(
+            "Too many failed logins; the account is locked for a while", details={"retry_after": locked}
+        )
+    user = await session.scalar(select(User).where(User.email == email))
     ok = verify_password(user.password_hash if user else None, password)
-    if not ok or user is None or not user.is_active:
-        raise Unauthorized("Wrong email or password")
-    return user
+    if ok and user is not None and user.is_active:
+        await lockout.clear_failures(email)
+        return user
+    actor = user.id if user else None
+    audit.record(session, audit.LOGIN_FAILED, actor_id=actor, subject=email, ip=ip)
+    if await lockout.register_failure(email):
+        seconds = get_settings().login_lockout_seconds
+        audit.record(session, audit.ACCOUNT_LOCKED, actor_id=actor, subject=email, ip=ip,
+                     details={"seconds": seconds})  # fmt: skip
+        raise AccountLocked(
+            "Too many failed logins; the account is locked for a while", details={"retry_after": seconds}
+        )
+    raise LoginFailed("Wrong email or password")
 
 
 async def issue_tokens(session: AsyncSession, user: User, family_id: uuid.UUID | None = None) -> TokenPair:

@@ -74,3 +74,10 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, retry_after: float, *, details: Any = None):
         super().__init__(message, details={"retry_after": int(retry_after), **(details or {})})
         self.retry_after = int(retry_after)
+
+
+class ValidationFailed(ServiceError):
+    """A rule beyond the schema; ``details`` lists the fields like a schema violation does."""
+
+    status = 422
+    code = "validation_error"

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from api.deps import CurrentUser, SessionDep
-from api.ratelimits import enforce, login_per_ip, register_per_ip
+from api.ratelimits import client_ip, enforce, login_per_ip, register_per_ip
 from api.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenOut, UserOut
 from core.settings import get_settings
 from services import auth
@@ -26,9 +26,9 @@ async def register(body: RegisterIn, session: SessionDep) -> UserOut:
 
 
 @router.post("/auth/login", response_model=TokenOut, dependencies=[Depends(login_per_ip)])
-async def login(body: LoginIn, session: SessionDep) -> TokenOut:
+async def login(body: LoginIn, request: Request, session: SessionDep) -> TokenOut:
     await enforce(get_settings().rate_limit_login_per_email, "login-email", auth.normalize_email(body.email))
-    user = await auth.authenticate(session, body.email, body.password)
+    user = await auth.authenticate(session, body.email, body.password, client_ip(request))
     pair = await auth.issue_tokens(session, user)
     return TokenOut(
         access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in

@@ -1,0 +1,124 @@
+"""Account protection through the real API: lockout after failed logins (423), the audit log, password
+rules, and the same answer and timing for an unknown email and a wrong password."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from tests.fixtures.api import signup
+from tests.fixtures.billing import sql
+from tests.fixtures.stack import Stack, running_stack
+
+LOCKOUT_SECONDS = 3
+
+
+@pytest.fixture(scope="module")
+def protected_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
+    env = {
+        **stack_env,
+        "CHATAI_LOGIN_MAX_FAILURES": "3",
+        "CHATAI_LOGIN_LOCKOUT_SECONDS": str(LOCKOUT_SECONDS),
+    }
+    with running_stack(env, log_dir, workers=()) as system:  # type: ignore[arg-type]
+        yield system
+
+
+@pytest.fixture
+async def http(protected_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=protected_stack.base_url, timeout=10) as client:
+        yield client
+
+
+async def _login(
+    http: httpx.AsyncClient, email: str, password: str, ip: str = "203.0.113.9"
+) -> httpx.Response:
+    return await http.post(
+        "/api/auth/login", json={"email": email, "password": password}, headers={"X-Forwarded-For": ip}
+    )
+
+
+async def test_failed_logins_lock_the_account_and_are_audited(
+    http: httpx.AsyncClient, database_url: str
+) -> None:
+    account = await signup(http, "locked")
+    unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
+    answers = {}
+    for email in (account.email, unknown):
+        answers[email] = [await _login(http, email, "wrong password!") for _ in range(3)]
+        assert [r.status_code for r in answers[email]] == [401, 401, 423]
+        assert answers[email][2].json()["error"]["code"] == "account_locked"
+    # An unknown email and a real one give the very same answers, lock included.
+    assert [r.json() for r in answers[account.email]] == [r.json() for r in answers[unknown]]
+
+    # Locked: even the right password is refused until the lock ends.
+    r = await _login(http, account.email, account.password)
+    assert r.status_code == 423 and r.json()["error"]["code"] == "account_locked"
+
+    rows = sql(
+        database_url,
+        "SELECT action, actor_id::text, ip FROM audit_events WHERE subject = %s ORDER BY created_at",
+        account.email,
+    )
+    assert [a for a, _, _ in rows] == [
+        "login_failed", "login_failed", "login_failed", "account_locked", "login_refused_locked"
+    ]  # fmt: skip
+    assert {actor for _, actor, _ in rows[:4]} == {account.user_id}
+    assert {ip for _, _, ip in rows} == {"203.0.113.9"}
+
+    async with asyncio.timeout(LOCKOUT_SECONDS + 10):
+        while True:
+            r = await _login(http, account.email, account.password)
+            if r.status_code != 423:
+                break
+            await asyncio.sleep(0.2)
+    assert r.status_code == 200, r.text
+    # A successful login clears the count: two more failures do not lock.
+    assert [(await _login(http, account.email, "nope nope")).status_code for _ in range(2)] == [401, 401]
+    assert (await _login(http, account.email, account.password)).status_code == 200
+
+
+async def test_unknown_email_and_wrong_password_take_similar_time(http: httpx.AsyncClient) -> None:
+    accounts = [await signup(http, "timing") for _ in range(6)]
+    wrong, unknown = [], []
+    # Alternate the two kinds so that load on the machine hits both alike; one failure per email.
+    for account in accounts:
+        started = time.perf_counter()
+        assert (await _login(http, account.email, "not the password")).status_code == 401
+        wrong.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        r = await _login(http, f"ghost-{uuid.uuid4().hex[:8]}@example.com", "not the password")
+        assert r.status_code == 401
+        unknown.append(time.perf_counter() - started)
+    ratio = statistics.median(unknown) / statistics.median(wrong)
+    # Both verify an argon2 hash; without the dummy hash an unknown email answers many times faster.
+    assert 0.5 < ratio < 2.0, (wrong, unknown)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["short1", "ninechars", "password123", "Qwertyuiop", "1234567890", "aaaaaaaaaaaa", "abababababab"],
+)
+async def test_weak_passwords_are_refused(http: httpx.AsyncClient, password: str) -> None:
+    email = f"weak-{uuid.uuid4().hex[:8]}@example.com"
+    r = await http.post("/api/auth/register", json={"email": email, "password": password})
+    assert r.status_code == 422, (password, r.text)
+    error = r.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [d["loc"][-1] for d in error["details"]] == ["password"]
+
+
+async def test_password_equal_to_the_email_is_refused(http: httpx.AsyncClient) -> None:
+    name = f"mailbox{uuid.uuid4().hex[:8]}"
+    r = await http.post("/api/auth/register", json={"email": f"{name}@example.com", "password": name})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"][-1] == "password"
+    r = await http.post(
+        "/api/auth/register", json={"email": f"{name}@example.com", "password": "a fine long passphrase"}
+    )
+    assert r.status_code == 201
