@@ -163,9 +163,13 @@ class EventBus:
         return _decode(event_id)
 
     async def apublish(self, topic: str, event_type: str, data: dict[str, Any]) -> str:
+        return await self.publish_nowait(topic, event_type, data)
+
+    def publish_nowait(self, topic: str, event_type: str, data: dict[str, Any]) -> asyncio.Future[str]:
+        """Queue the event behind every event queued before it on this loop; the future gives its id."""
         assert self._pipelined is not None
         keys = [stream_key(topic), channel_name(topic)]
-        return await self._pipelined.publish(keys, encode_body(topic, event_type, data))
+        return self._pipelined.publish(keys, encode_body(topic, event_type, data))
 
     async def areplay(self, topic: str, after_id: str, count: int = 1000) -> list[tuple[str, str]]:
         """Events after ``after_id`` ("0" for all retained), oldest first, as (id, frame) pairs."""

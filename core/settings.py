@@ -124,7 +124,7 @@ class Settings(BaseSettings):
 
     # Events and delivery.
     event_retention_seconds: int = 3600
-    delta_coalesce_ms: float = 30.0
+    delta_coalesce_ms: float = 50.0
     # Celery task events (a broker publish per task state change); Flower turns them on while it watches.
     task_events: bool = False
     ws_send_queue_size: int = 2000

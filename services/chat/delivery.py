@@ -8,6 +8,7 @@ carrying the whole new text, which replaces what the client shows.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterable
@@ -34,6 +35,9 @@ def frames_from_replay(pairs: Iterable[tuple[str, str]]) -> list[dict[str, Any]]
 
 
 class DeltaPublisher:
+    """Coalesces one reply's deltas. ``feed`` never waits for Redis: events are queued in order on the
+    loop's shared publisher, and ``finish`` waits until every one of them has been written."""
+
     def __init__(self, bus: EventBus, topic: str, reply_id: uuid.UUID, window: float, delivered: str = ""):
         self._bus = bus
         self._topic = topic
@@ -43,6 +47,8 @@ class DeltaPublisher:
         self._parts: list[str] = []
         self._text = ""
         self._last_flush = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._sent: list[asyncio.Future[str]] = []
 
     def restart(self) -> None:
         """A new provider attempt starts from an empty text."""
@@ -56,34 +62,44 @@ class DeltaPublisher:
             self._parts.clear()
         return self._text
 
-    async def feed(self, delta: str) -> None:
+    def feed(self, delta: str) -> None:
         self._parts.append(delta)
-        if time.monotonic() - self._last_flush >= self._window:
-            await self.flush()
+        wait = self._last_flush + self._window - time.monotonic()
+        if wait <= 0:
+            self.flush()
+        elif self._timer is None:
+            # A stalled stream still shows what it has once the window has passed.
+            self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
 
-    async def flush(self) -> None:
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._last_flush = time.monotonic()
         text, delivered = self.text, self.delivered
         if len(text) <= len(delivered):
             if delivered.startswith(text):
                 return
-            await self._publish(text, reset=True)
+            self._publish(text, reset=True)
         elif text.startswith(delivered):
-            await self._publish(text[len(delivered) :], reset=False)
+            self._publish(text[len(delivered) :], reset=False)
         else:
-            await self._publish(text, reset=True)
+            self._publish(text, reset=True)
         self.delivered = text
 
     async def finish(self) -> str:
-        """Publish what is pending; make sure clients end up with exactly the final text."""
-        await self.flush()
+        """Publish what is pending, make sure clients end up with exactly the final text, and wait until
+        every delta is written (so the terminal event that follows comes after them)."""
+        self.flush()
         if self.delivered != self.text:
-            await self._publish(self.text, reset=True)
+            self._publish(self.text, reset=True)
             self.delivered = self.text
+        sent, self._sent = self._sent, []
+        await asyncio.gather(*sent)
         return self.text
 
-    async def _publish(self, text: str, reset: bool) -> None:
+    def _publish(self, text: str, reset: bool) -> None:
         data: dict[str, Any] = {"reply_id": self._reply_id, "text": text}
         if reset:
             data["reset"] = True
-        await self._bus.apublish(self._topic, "reply.delta", data)
+        self._sent.append(self._bus.publish_nowait(self._topic, "reply.delta", data))

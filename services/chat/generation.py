@@ -154,7 +154,7 @@ async def _stream_with_retries(
                 if isinstance(item, Usage):
                     usage = item
                 else:
-                    await publisher.feed(item)
+                    publisher.feed(item)
             log.debug("stream done in %.3fs", time.monotonic() - started)
             if cancelled.is_set():
                 raise _Cancelled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -11,10 +12,14 @@ from services.chat.delivery import DeltaPublisher, delivered_text
 class RecordingBus:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.recorded = asyncio.Event()
 
-    async def apublish(self, topic: str, event_type: str, data: dict[str, Any]) -> str:
+    def publish_nowait(self, topic: str, event_type: str, data: dict[str, Any]) -> asyncio.Future[str]:
         self.events.append({"type": event_type, "data": data})
-        return f"{len(self.events)}-0"
+        self.recorded.set()
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        done.set_result(f"{len(self.events)}-0")
+        return done
 
 
 REPLY = uuid.uuid4()
@@ -28,7 +33,7 @@ async def test_first_delta_goes_at_once_then_deltas_are_coalesced() -> None:
     bus = RecordingBus()
     pub = publisher(bus, window=60.0)
     for word in ("a ", "b ", "c ", "d"):
-        await pub.feed(word)
+        pub.feed(word)
     assert [e["data"]["text"] for e in bus.events] == ["a "]
     assert await pub.finish() == "a b c d"
     assert [e["data"]["text"] for e in bus.events] == ["a ", "b c d"]
@@ -39,7 +44,7 @@ async def test_zero_window_publishes_every_delta() -> None:
     bus = RecordingBus()
     pub = publisher(bus, window=0.0)
     for word in ("x", "y", "z"):
-        await pub.feed(word)
+        pub.feed(word)
     await pub.finish()
     assert [e["data"]["text"] for e in bus.events] == ["x", "y", "z"]
 
@@ -48,7 +53,7 @@ async def test_a_regenerated_reply_skips_what_clients_already_have() -> None:
     bus = RecordingBus()
     pub = publisher(bus, window=0.0, delivered="Hello wor")
     for part in ("Hel", "lo ", "world", "!"):
-        await pub.feed(part)
+        pub.feed(part)
     await pub.finish()
     assert [e["data"]["text"] for e in bus.events] == ["ld", "!"]
     assert not any(e["data"].get("reset") for e in bus.events)
@@ -60,7 +65,7 @@ async def test_a_diverging_regeneration_resets_the_text() -> None:
     bus = RecordingBus()
     pub = publisher(bus, window=0.0, delivered="Hello wor")
     for part in ("Goodbye", " now"):
-        await pub.feed(part)
+        pub.feed(part)
     assert await pub.finish() == "Goodbye now"
     assert bus.events[0]["data"] == {"reply_id": str(REPLY), "text": "Goodbye", "reset": True}
     assert delivered_text(bus.events, REPLY) == "Goodbye now"
@@ -69,8 +74,26 @@ async def test_a_diverging_regeneration_resets_the_text() -> None:
 async def test_a_shorter_regeneration_ends_with_exactly_its_text() -> None:
     bus = RecordingBus()
     pub = publisher(bus, window=0.0, delivered="one two three")
-    await pub.feed("one two")
+    pub.feed("one two")
     assert bus.events == []
     assert await pub.finish() == "one two"
     assert delivered_text([{"type": "reply.delta", "data": {"reply_id": str(REPLY), "text": "one two three"}},
                            *bus.events], REPLY) == "one two"  # fmt: skip
+
+
+async def test_a_stalled_stream_still_shows_its_pending_text_after_the_window() -> None:
+    bus = RecordingBus()
+    pub = publisher(bus, window=0.05)
+    pub.feed("first ")
+    pub.feed("second")  # inside the window: held back
+    assert [e["data"]["text"] for e in bus.events] == ["first "]
+
+    async def second_event() -> None:
+        while len(bus.events) < 2:
+            bus.recorded.clear()
+            await bus.recorded.wait()
+
+    await asyncio.wait_for(second_event(), timeout=5)
+    assert [e["data"]["text"] for e in bus.events] == ["first ", "second"]
+    assert await pub.finish() == "first second"
+    assert len(bus.events) == 2
