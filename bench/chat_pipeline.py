@@ -50,6 +50,7 @@ from bench import load  # noqa: E402
 from bench.report import Report, finish_py_spy, log_errors, start_py_spy, verdict  # noqa: E402
 from bench.stack import API_KEY, LOG_DIR, BenchStack  # noqa: E402
 from bench.stats import ms, own_cpu_seconds, p50, p99, tree_cpu_seconds  # noqa: E402
+from core.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "chat_pipeline.md"
 TOKENS = 50
@@ -531,7 +532,8 @@ def render(cfg: Config, report: Report, elapsed: float, statuses: dict[str, int]
         "",
         "Settings: one uvicorn API process; one llm worker process (`workers.run.worker_argv`, threads pool "
         f"-c {cfg.llm_concurrency}), `CHATAI_LLM_PROVIDER=openai` against the fake LLM (separate process), "
-        f"`CHATAI_LOG_LEVEL={cfg.log_level}`, delta coalescing at the default 30 ms; embedded Postgres "
+        f"`CHATAI_LOG_LEVEL={cfg.log_level}`, delta coalescing at the default "
+        f"{Settings().delta_coalesce_ms:g} ms; embedded Postgres "
         f"(`.data/bench-postgres`); Redis `{cfg.redis_url}` (flushed at start); WebSocket "
         f"permessage-deflate {'on' if cfg.deflate else 'off'}; {cfg.client_procs} client process(es) "
         f"(aiohttp on uvloop), one WebSocket per dialog; dialogs spread over {cfg.owners} owners (each with "
