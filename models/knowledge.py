@@ -50,6 +50,11 @@ class Document(IdMixin, TimestampMixin, Base):
             "heartbeat_at",
             postgresql_where=text("status IN ('queued', 'parsing', 'embedding')"),
         ),
+        Index(
+            "ix_documents_reindex_run_id",
+            "reindex_run_id",
+            postgresql_where=text("reindex_run_id IS NOT NULL"),
+        ),
     )
 
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -68,6 +73,10 @@ class Document(IdMixin, TimestampMixin, Base):
     attempt: Mapped[int] = mapped_column(default=1)
     heartbeat_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The re-index run the current (or last) indexing belongs to; None for the upload's own indexing.
+    index_run_id: Mapped[uuid.UUID | None]
+    # A re-index run waiting to index this document again (its ready chunks answer until then).
+    reindex_run_id: Mapped[uuid.UUID | None]
 
 
 class Chunk(IdMixin, Base):
