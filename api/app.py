@@ -9,7 +9,18 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
-from api.routers import assistants, auth, billing, billing_admin, dialogs, health, knowledge, ws
+from api.routers import (
+    admin_users,
+    assistants,
+    auth,
+    billing,
+    billing_admin,
+    dialogs,
+    health,
+    knowledge,
+    knowledge_admin,
+    ws,
+)
 from api.security import install_security
 from api.ws_hub import Hub
 from core.db import async_engine
@@ -43,6 +54,18 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     install_security(app)
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, auth, assistants, dialogs, ws, knowledge, billing, billing_admin):
+    routers = (
+        health,
+        auth,
+        assistants,
+        dialogs,
+        ws,
+        knowledge,
+        knowledge_admin,
+        billing,
+        billing_admin,
+        admin_users,
+    )
+    for module in routers:
         app.include_router(module.router)
     return app

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import outbox
+from api.cookies import ACCESS_COOKIE, check_csrf
+from core import outbox, revocation
 from core.db import async_session_scope, async_sessionmaker_
 from core.events import EventBus
 from core.logging import user_id_var
@@ -24,6 +25,7 @@ from workers.dispatch import send_all
 
 log = logging.getLogger("chatai.api")
 _bearer = HTTPBearer(auto_error=False)
+_access_cookie = APIKeyCookie(name=ACCESS_COOKIE, auto_error=False)
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:
@@ -66,18 +68,30 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def current_user(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie_token: Annotated[str | None, Depends(_access_cookie)],
 ) -> User:
-    if credentials is None:
+    if credentials is not None:
+        token = credentials.credentials
+    elif cookie_token:
+        # Browser session: the cookie comes with every request, so a state change needs the CSRF echo.
+        check_csrf(request)
+        token = cookie_token
+    else:
         raise Unauthorized("Authentication required")
     try:
-        claims = decode_access_token(credentials.credentials)
+        claims = decode_access_token(token)
     except TokenError as exc:
         raise Unauthorized(exc.message, code=exc.code) from exc
     if claims.kind != "user":
         raise Unauthorized("This token cannot be used here")
+    if await revocation.is_revoked(claims):
+        raise Unauthorized("The access token has been revoked")
     user = await auth.active_user(session, claims.subject)
     user_id_var.set(str(user.id))
+    request.state.access_claims = claims
     return user
 
 

@@ -18,7 +18,6 @@ from core.settings import get_settings
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so both failures cost the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-ALGORITHM = "HS256"
 
 
 def hash_password(password: str) -> str:
@@ -44,23 +43,49 @@ class AccessClaims:
     subject: uuid.UUID
     kind: str  # "user" or "widget"
     scope: dict[str, Any]
+    jti: str = ""
+    issued_at: float = 0.0  # fractional seconds, so "tokens issued before" cuts are exact
+    expires_at: int = 0
 
 
 def create_access_token(subject: uuid.UUID, kind: str = "user", **scope: Any) -> tuple[str, int]:
     settings = get_settings()
-    now = int(time.time())
+    now = time.time()
     ttl = settings.access_token_ttl_seconds
     claims = {
         "sub": str(subject),
         "kind": kind,
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
-        "iat": now,
-        "exp": now + ttl,
+        "iat": round(now, 3),
+        "exp": int(now) + ttl,
         "jti": uuid.uuid4().hex,
         **scope,
     }
-    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), ttl
+    token = jwt.encode(
+        claims,
+        settings.jwt_secret,
+        algorithm=settings.jwt_algorithms[0],
+        headers={"kid": settings.jwt_key_id},
+    )
+    return token, ttl
+
+
+def _verification_key(token: str) -> str:
+    """The secret of the token's ``kid``: the current key or one of the previous keys still accepted.
+
+    A token without ``kid`` (issued before keys had ids) is checked against the current key.
+    """
+    settings = get_settings()
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise TokenError("unauthorized", "The access token is not valid") from exc
+    if kid is None or kid == settings.jwt_key_id:
+        return settings.jwt_secret
+    if isinstance(kid, str) and kid in settings.jwt_previous_keys:
+        return settings.jwt_previous_keys[kid]
+    raise TokenError("unauthorized", "The access token is not valid")
 
 
 def decode_access_token(token: str) -> AccessClaims:
@@ -68,11 +93,12 @@ def decode_access_token(token: str) -> AccessClaims:
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret,
-            algorithms=[ALGORITHM],
+            _verification_key(token),
+            # Only the configured HMAC algorithms: never "none", never an algorithm the header picks.
+            algorithms=list(settings.jwt_algorithms),
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
-            options={"require": ["exp", "sub", "iss", "aud", "jti"]},
+            options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
         )
     except jwt.ExpiredSignatureError as exc:
         raise TokenError("token_expired", "The access token has expired") from exc
@@ -80,12 +106,13 @@ def decode_access_token(token: str) -> AccessClaims:
         raise TokenError("unauthorized", "The access token is not valid") from exc
     try:
         subject = uuid.UUID(claims.pop("sub"))
-    except ValueError as exc:
+        jti, issued_at, expires_at = str(claims.pop("jti")), float(claims.pop("iat")), int(claims.pop("exp"))
+    except (TypeError, ValueError) as exc:
         raise TokenError("unauthorized", "The access token is not valid") from exc
     kind = claims.pop("kind", "user")
-    for standard in ("iss", "aud", "iat", "exp", "jti"):
+    for standard in ("iss", "aud", "nbf"):
         claims.pop(standard, None)
-    return AccessClaims(subject=subject, kind=kind, scope=claims)
+    return AccessClaims(subject, kind, claims, jti=jti, issued_at=issued_at, expires_at=expires_at)
 
 
 def new_refresh_token() -> tuple[str, str]:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from api.ws_hub import EVENT_ID, Client, Hub
+from core import revocation
 from core.db import async_session_scope
 from core.logging import user_id_var
 from core.security import AccessClaims, TokenError, decode_access_token
@@ -84,6 +85,9 @@ async def _authenticate(websocket: WebSocket) -> AccessClaims | None:
         claims = decode_access_token(token)
     except TokenError as exc:
         await _reject(websocket, CLOSE_UNAUTHORIZED, exc.code, exc.message)
+        return None
+    if await revocation.is_revoked(claims):
+        await _reject(websocket, CLOSE_UNAUTHORIZED, "unauthorized", "the token has been revoked")
         return None
     if claims.kind == "user":
         try:

@@ -1,0 +1,53 @@
+"""Admin endpoints of accounts: change a user's role or activation, read the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from api.deps import AdminUser, PageDep, SessionDep
+from api.ratelimits import client_ip
+from api.schemas import Out, PageOut, Strict, UserOut
+from services import users_admin
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+class UserPatch(Strict):
+    role: Literal["user", "operator", "admin"] | None = None
+    is_active: bool | None = None
+
+
+class AdminUserOut(UserOut):
+    is_active: bool
+
+
+class AuditEventOut(Out):
+    id: uuid.UUID
+    actor_id: uuid.UUID | None
+    action: str
+    subject: str | None
+    ip: str | None
+    details: dict[str, Any] | None = Field(default=None)
+    created_at: datetime
+
+
+@router.patch("/users/{user_id}", response_model=AdminUserOut)
+async def update_user(
+    user_id: uuid.UUID, body: UserPatch, request: Request, admin: AdminUser, session: SessionDep
+) -> AdminUserOut:
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    user = await users_admin.update_user(session, admin, user_id, changes, client_ip(request))
+    return AdminUserOut.model_validate(user)
+
+
+@router.get("/audit", response_model=PageOut[AuditEventOut])
+async def list_audit(_: AdminUser, session: SessionDep, page: PageDep) -> PageOut[AuditEventOut]:
+    result = await users_admin.list_audit(session, page.limit, page.cursor)
+    return PageOut(
+        items=[AuditEventOut.model_validate(e) for e in result.items], next_cursor=result.next_cursor
+    )

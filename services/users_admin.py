@@ -1,0 +1,49 @@
+"""Admin changes to accounts: role and activation, each taking effect at once and audited."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import revocation
+from models import AuditEvent, RefreshToken, Role, User
+from services import audit
+from services.errors import NotFound
+from services.pagination import Page, newest_first, page_of
+
+USER_UPDATED = "user_updated"
+
+
+async def update_user(
+    session: AsyncSession, admin: User, user_id: uuid.UUID, changes: dict[str, Any], ip: str | None
+) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    before = {"role": user.role.value, "is_active": user.is_active}
+    if "role" in changes:
+        user.role = Role(changes["role"])
+    if "is_active" in changes:
+        user.is_active = changes["is_active"]
+    after = {"role": user.role.value, "is_active": user.is_active}
+    if before != after:
+        # Deactivation and role changes end every session now: refresh tokens here, access tokens in Redis.
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
+        await revocation.revoke_all(user.id)
+        audit.record(session, USER_UPDATED, actor_id=admin.id, subject=str(user.id), ip=ip,
+                     details={"before": before, "after": after})  # fmt: skip
+    await session.flush()
+    return user
+
+
+async def list_audit(session: AsyncSession, limit: int, cursor: str | None) -> Page[AuditEvent]:
+    query = newest_first(select(AuditEvent), AuditEvent.created_at, AuditEvent.id, limit, cursor)
+    return page_of((await session.scalars(query)).all(), limit)
