@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Dialog, Role, User
+from models import Assistant, Dialog, Role, User
 from services import assistants
 from services.errors import NotFound
 from services.pagination import Page, newest_first, page_of
@@ -30,6 +30,17 @@ async def get_visible(session: AsyncSession, user: User, dialog_id: uuid.UUID) -
     if dialog is None:
         raise NotFound("Dialog not found")
     return dialog
+
+
+async def get_visible_with_assistant(
+    session: AsyncSession, user: User, dialog_id: uuid.UUID
+) -> tuple[Dialog, Assistant]:
+    """The dialog and its assistant in one query (the assistant then stays in the session's identity map)."""
+    query = _visible(user).add_columns(Assistant).join(Assistant, Assistant.id == Dialog.assistant_id)
+    row = (await session.execute(query.where(Dialog.id == dialog_id))).first()
+    if row is None:
+        raise NotFound("Dialog not found")
+    return row[0], row[1]
 
 
 async def list_visible(
