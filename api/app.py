@@ -19,6 +19,7 @@ from api.routers import (
     health,
     knowledge,
     knowledge_admin,
+    telegram,
     ws,
 )
 from api.security import install_security
@@ -65,6 +66,7 @@ def create_app() -> FastAPI:
         billing,
         billing_admin,
         admin_users,
+        telegram,
     )
     for module in routers:
         app.include_router(module.router)

@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     # Fernet keys for bot tokens at rest, comma-separated: the first encrypts, every one decrypts (rotation).
     # Unset: one key derived from jwt_secret.
     telegram_token_keys: str | None = None
-    # False: bots get no webhook and the bot pool (workers/telegram_poller.py) long-polls them.
-    telegram_webhooks: bool = True
+    # True: bots get a webhook at public_base_url. False: the bot pool (workers/telegram_poller.py)
+    # long-polls them. Unset: webhooks when public_base_url is https (Telegram calls only https URLs).
+    telegram_webhooks: bool | None = None
     telegram_webhook_max_connections: int = 40
     telegram_bot_messages_per_second: int = 30
     telegram_chat_interval_seconds: float = 1.0
@@ -166,6 +167,12 @@ class Settings(BaseSettings):
         if self.signup_credit_micros is None:
             self.signup_credit_micros = 0 if self.env == "production" else 5_000_000
         return self
+
+    @property
+    def use_telegram_webhooks(self) -> bool:
+        if self.telegram_webhooks is None:
+            return self.public_base_url.startswith("https://")
+        return self.telegram_webhooks
 
     @property
     def broker_url(self) -> str:

@@ -21,6 +21,15 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": interval,
             "options": {"queue": ROUTES[TASKS.reap_documents], "expires": interval},
         },
+        # Records each webhook bot's pending updates and last error; re-registers a lost webhook.
+        "check-telegram-webhooks": {
+            "task": TASKS.telegram_check_webhooks,
+            "schedule": settings.telegram_webhook_check_seconds,
+            "options": {
+                "queue": ROUTES[TASKS.telegram_check_webhooks],
+                "expires": settings.telegram_webhook_check_seconds,
+            },
+        },
         **_billing_schedule(settings),
     }
 

@@ -42,6 +42,10 @@ class TASKS:
     settle_reply = "chatai.billing.settle_reply"
     sweep_holds = "chatai.billing.sweep_holds"
     reconcile_balances = "chatai.billing.reconcile_balances"
+    telegram_handle_updates = "chatai.telegram.handle_updates"
+    telegram_deliver = "chatai.telegram.deliver_chat"
+    telegram_reply_finished = "chatai.telegram.reply_finished"
+    telegram_check_webhooks = "chatai.telegram.check_webhooks"
 
 
 # Task name → queue. A task missing here has no queue, which the tests refuse.
@@ -55,6 +59,10 @@ ROUTES: dict[str, str] = {
     TASKS.settle_reply: "billing",
     TASKS.sweep_holds: "billing",
     TASKS.reconcile_balances: "billing",
+    TASKS.telegram_handle_updates: "telegram",
+    TASKS.telegram_deliver: "telegram",
+    TASKS.telegram_reply_finished: "telegram",
+    TASKS.telegram_check_webhooks: "telegram",
 }
 
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.settings import get_settings
-from models import Message, ReplyStatus
+from models import Message, ReplyStatus, TelegramSend
 from services.chat.prompt import build_prompt, knowledge_block, message_tokens
 from services.knowledge.embedding import embed_query_in_process
 from services.knowledge.retrieval import retrieve
@@ -136,6 +136,12 @@ async def _knowledge_for(
     return knowledge, passages, citations
 
 
+# A reply that a Telegram chat is waiting for is sent there by the telegram queue once it ends.
+_OWED_TO_TELEGRAM = (
+    select(TelegramSend.id).where(TelegramSend.reply_id == Message.id).exists().label("telegram")
+)
+
+
 async def finish(
     session: AsyncSession, job: ClaimedReply, status: ReplyStatus, content: str, **fields: Any
 ) -> bool:
@@ -148,12 +154,15 @@ async def finish(
             Message.status == ReplyStatus.generating,
         )
         .values(status=status, content=content, completed_at=datetime.now(UTC), **fields)
-        .returning(Message.id)
+        .returning(Message.id, _OWED_TO_TELEGRAM)
     )
-    owned = result.first() is not None
+    row = result.first()
+    owned = row is not None
     if owned and get_settings().billing_enabled:
         # Its hold becomes the charge for what it used, once, in the billing queue.
         outbox.enqueue(session, TASKS.settle_reply, str(job.reply_id))
+    if owned and row.telegram:
+        outbox.enqueue(session, TASKS.telegram_reply_finished, str(job.reply_id))
     return owned
 
 

@@ -1,0 +1,1 @@
+"""Telegram bots: connecting them, receiving and handling updates, and sending within Telegram's limits."""

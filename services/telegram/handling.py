@@ -1,0 +1,126 @@
+"""Handling one update: the chat's dialog, commands, and the user's message into the chat pipeline.
+
+Everything an update causes is keyed on (bot, update_id): the user message through the pipeline's
+idempotency key, the answer owed to the chat through ``TelegramSend.key``; handling it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Chat, ChatMemberUpdated, Update
+
+from core import outbox
+from models import Assistant, BotStatus, Dialog, TelegramBot, TelegramChat, TelegramSend, User
+from services import messages
+from services.errors import InsufficientBalance
+from workers.registry import TASKS
+
+log = logging.getLogger("chatai.telegram")
+
+MAX_CONTENT_CHARS = 16000
+RESET_TEXT = "Started a new conversation."
+UNAVAILABLE_TEXT = "Sorry, this assistant cannot answer right now. Please try again later."
+_ACTIVE_MEMBER = {"member", "administrator", "creator", "restricted"}
+
+
+async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str, Any]) -> str:
+    """Apply one update; returns what was done (for logs and tests)."""
+    bot = await session.get(TelegramBot, bot_id)
+    if bot is None or bot.status != BotStatus.active:
+        return "ignored: bot gone or disabled"
+    parsed = Update.de_json(data, None)
+    if parsed is None:
+        return "ignored: empty"
+    if parsed.my_chat_member is not None:
+        return await _membership(session, bot, parsed.my_chat_member)
+    message = parsed.message
+    if message is None:
+        # Edits, button callbacks and channel posts are not part of a conversation with the assistant.
+        return "ignored: not a new message"
+    if message.from_user is None or message.from_user.is_bot:
+        return "ignored: not from a person"
+    if not message.text:
+        return "ignored: not text"
+    chat = await _chat_for(session, bot, message.chat)
+    key = f"{bot.id}:{parsed.update_id}"
+    command = (
+        message.text.split(maxsplit=1)[0].split("@", 1)[0].lower() if message.text.startswith("/") else ""
+    )
+    if command == "/start":
+        assistant = await session.get_one(Assistant, bot.assistant_id)
+        await _owe(session, chat, key, text=f"Hi! I'm {assistant.name}. Send me a message and I'll answer.")
+        return "start"
+    if command == "/reset":
+        chat.dialog_id = (await _new_dialog(session, bot, message.chat)).id
+        await _owe(session, chat, key, text=RESET_TEXT)
+        return "reset"
+    owner = await session.get_one(User, bot.owner_id)
+    try:
+        async with session.begin_nested():
+            posted = await messages.post_message(
+                session, owner, chat.dialog_id, message.text[:MAX_CONTENT_CHARS], idempotency_key=f"tg:{key}"
+            )
+    except InsufficientBalance:
+        await _owe(session, chat, key, text=UNAVAILABLE_TEXT)
+        return "refused: balance"
+    await _owe(session, chat, key, reply_id=posted.reply.id)
+    return "message"
+
+
+async def _owe(
+    session: AsyncSession,
+    chat: TelegramChat,
+    key: str,
+    *,
+    text: str | None = None,
+    reply_id: uuid.UUID | None = None,
+) -> None:
+    """Record an answer the chat is owed; a fixed text is sent now, a reply once it is finished."""
+    await session.execute(
+        insert(TelegramSend)
+        .values(id=uuid.uuid4(), key=key, chat_row_id=chat.id, text=text, reply_id=reply_id)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    if text is not None:
+        outbox.enqueue(session, TASKS.telegram_deliver, str(chat.id))
+
+
+async def _chat_for(session: AsyncSession, bot: TelegramBot, chat: Chat) -> TelegramChat:
+    row = await session.scalar(
+        select(TelegramChat).where(TelegramChat.bot_id == bot.id, TelegramChat.chat_id == chat.id)
+    )
+    if row is None:
+        dialog = await _new_dialog(session, bot, chat)
+        row = TelegramChat(
+            bot_id=bot.id, owner_id=bot.owner_id, chat_id=chat.id, chat_type=chat.type, dialog_id=dialog.id
+        )
+        session.add(row)
+        await session.flush()
+    elif not row.active:
+        row.active = True  # they wrote again, so they unblocked the bot
+    return row
+
+
+async def _new_dialog(session: AsyncSession, bot: TelegramBot, chat: Chat) -> Dialog:
+    name = chat.title or (f"@{chat.username}" if chat.username else chat.full_name) or str(chat.id)
+    dialog = Dialog(owner_id=bot.owner_id, assistant_id=bot.assistant_id, title=f"Telegram: {name}"[:300])
+    session.add(dialog)
+    await session.flush()
+    return dialog
+
+
+async def _membership(session: AsyncSession, bot: TelegramBot, change: ChatMemberUpdated) -> str:
+    """The bot was blocked, kicked, unblocked or added: sends to the chat stop or resume."""
+    active = change.new_chat_member.status in _ACTIVE_MEMBER
+    await session.execute(
+        update(TelegramChat)
+        .where(TelegramChat.bot_id == bot.id, TelegramChat.chat_id == change.chat.id)
+        .values(active=active)
+    )
+    return "member" if active else "left"

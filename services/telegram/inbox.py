@@ -1,0 +1,142 @@
+"""Incoming updates: verified, deduplicated, and queued per chat in Redis so each chat is handled in order.
+
+The webhook receiver and the long-polling pool both ``accept`` updates; a ``telegram`` task then takes
+the chat's lock and handles its queued updates one at a time (other chats and bots run in parallel).
+An update leaves its chat's queue only after it was handled, so a worker that dies mid-update leaves
+it for the next task; handling is keyed on the update, so doing it twice writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import uuid
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import LockError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Update
+
+from core import outbox
+from core.db import async_session_scope
+from core.redis import async_redis
+from models import BotStatus, TelegramBot
+from services.errors import Forbidden, NotFound, ServiceError
+from services.telegram import handling
+from workers.dispatch import complete_unit_of_work
+from workers.registry import TASKS
+
+log = logging.getLogger("chatai.telegram")
+
+PREFIX = "chatai:tg:"
+DEDUP_SECONDS = 24 * 3600
+INBOX_TTL_SECONDS = 7 * 24 * 3600
+LOCK_SECONDS = 120
+BUSY_RETRY_SECONDS = 0.3
+MAX_UPDATES_PER_RUN = 20  # then the task yields to other chats and carries on in a new run
+NO_CHAT = "0"  # updates without a chat (e.g. an inline callback) share one queue per bot
+
+# KEYS: dedup key, inbox list. ARGV: update JSON, dedup seconds, inbox ttl. 1 if new, 0 if seen before.
+_ACCEPT_LUA = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def inbox_key(bot_id: object, chat_key: str) -> str:
+    return f"{PREFIX}inbox:{{{bot_id}:{chat_key}}}"
+
+
+def lock_key(bot_id: object, chat_key: str) -> str:
+    return f"{PREFIX}lock:in:{bot_id}:{chat_key}"
+
+
+def chat_key_of(data: dict[str, Any]) -> str:
+    update = Update.de_json(data, None)
+    chat = update.effective_chat if update else None
+    return str(chat.id) if chat else NO_CHAT
+
+
+async def accept(
+    client: aioredis.Redis, bot_id: object, data: dict[str, Any], raw: bytes | None = None
+) -> str:
+    """Queue the update for its chat unless it was accepted before; returns the chat key."""
+    chat_key = chat_key_of(data)
+    dedup = f"{PREFIX}seen:{bot_id}:{int(data['update_id'])}"
+    script = client.register_script(_ACCEPT_LUA)
+    payload = raw if raw is not None else orjson.dumps(data)
+    await script(keys=[dedup, inbox_key(bot_id, chat_key)], args=[payload, DEDUP_SECONDS, INBOX_TTL_SECONDS])
+    return chat_key
+
+
+async def receive_webhook(session: AsyncSession, bot_id: uuid.UUID, secret: str | None, body: bytes) -> None:
+    """The webhook: check the bot's secret in constant time, parse, dedup, queue, and enqueue its handling."""
+    row = (
+        await session.execute(
+            select(TelegramBot.webhook_secret, TelegramBot.status).where(TelegramBot.id == bot_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("Bot not found")
+    if not hmac.compare_digest((secret or "").encode(), row.webhook_secret.encode()):
+        raise Forbidden("The secret token does not match")
+    if row.status != BotStatus.active:
+        return
+    try:
+        data = orjson.loads(body)
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise ValueError("no update_id")
+        chat_key = await accept(async_redis(), bot_id, data, body)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ServiceError("The body is not a Telegram update") from exc
+    # Sent even for a repeated update: if the first delivery's enqueue was lost, this one drains the queue.
+    outbox.enqueue(session, TASKS.telegram_handle_updates, str(bot_id), chat_key)
+
+
+async def peek(client: aioredis.Redis, bot_id: object, chat_key: str) -> dict[str, Any] | None:
+    raw = await client.lindex(inbox_key(bot_id, chat_key), 0)
+    return orjson.loads(raw) if raw is not None else None
+
+
+async def pop(client: aioredis.Redis, bot_id: object, chat_key: str) -> None:
+    await client.lpop(inbox_key(bot_id, chat_key))
+
+
+async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
+    """Handle the chat's queued updates in order. Returns the seconds after which to run again (the chat
+    is busy in another task, or there is more to do), or ``None`` when its queue is empty."""
+    client = async_redis()
+    lock = client.lock(lock_key(bot_id, chat_key), timeout=LOCK_SECONDS, blocking=False)
+    if not await lock.acquire():
+        return BUSY_RETRY_SECONDS
+    try:
+        for _ in range(MAX_UPDATES_PER_RUN):
+            data = await peek(client, bot_id, chat_key)
+            if data is None:
+                return None
+            try:
+                async with async_session_scope() as session:
+                    outcome = await handling.handle_update(session, bot_id, data)
+                await complete_unit_of_work(session)
+            except (OperationalError, redis.RedisError):
+                raise  # infrastructure: the task retries, the update stays first in line
+            except Exception:
+                # A bad update must not hold its chat forever: it is logged and skipped.
+                log.exception("update %s of bot %s could not be handled", data.get("update_id"), bot_id)
+                outcome = "skipped: error"
+            log.info("update %s of bot %s: %s", data.get("update_id"), bot_id, outcome)
+            await pop(client, bot_id, chat_key)
+        return 0.0
+    finally:
+        with contextlib.suppress(LockError):
+            await lock.release()

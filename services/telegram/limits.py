@@ -1,0 +1,92 @@
+"""Telegram's send limits, shared by every worker through Redis.
+
+One Lua script checks every window a message counts against (the bot's 30/s, the chat's 1/s, a group's
+20/min) and the bot's pause after a 429, and records the message in all of them or in none. The ``limits``
+library counts one limit at a time, which would spend a chat's slot on a message the bot's limit then
+refuses. The clock is Redis's, so workers on different machines agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from core.settings import get_settings
+
+PREFIX = "chatai:tg:rl:"
+
+# KEYS: pause key, then one sorted set per window. ARGV: member, then (limit, window ms) per window.
+# Returns 0 when the message may go now (and records it), else the milliseconds to wait.
+_ACQUIRE_LUA = """
+local paused = redis.call('PTTL', KEYS[1])
+if paused > 0 then return paused end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = 0
+for i = 2, #KEYS do
+  local limit = tonumber(ARGV[i * 2 - 2])
+  local window = tonumber(ARGV[i * 2 - 1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  local count = redis.call('ZCARD', KEYS[i])
+  if count >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
+    local w = tonumber(oldest[2]) + window - now
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return wait end
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[i * 2 - 1]))
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Window:
+    key: str
+    limit: int
+    seconds: float
+
+
+def pause_key(bot_id: object) -> str:
+    return f"{PREFIX}pause:{bot_id}"
+
+
+def windows_for(bot_id: object, chat_id: int) -> list[Window]:
+    settings = get_settings()
+    margin = settings.telegram_limit_margin_seconds
+    windows = [
+        Window(f"{PREFIX}bot:{bot_id}", settings.telegram_bot_messages_per_second, 1.0 + margin),
+        Window(f"{PREFIX}chat:{bot_id}:{chat_id}", 1, settings.telegram_chat_interval_seconds + margin),
+    ]
+    if chat_id < 0:  # groups and channels have negative ids
+        windows.append(
+            Window(
+                f"{PREFIX}group:{bot_id}:{chat_id}", settings.telegram_group_messages_per_minute, 60 + margin
+            )
+        )
+    return windows
+
+
+class SendLimiter:
+    def __init__(self, client: aioredis.Redis):
+        self._client = client
+        self._script = client.register_script(_ACQUIRE_LUA)
+
+    async def acquire(self, bot_id: object, chat_id: int) -> float:
+        """Count one message if every limit allows it now (returns 0.0), else the seconds to wait."""
+        windows = windows_for(bot_id, chat_id)
+        args: list[object] = [uuid.uuid4().hex]
+        for window in windows:
+            args += [window.limit, int(window.seconds * 1000)]
+        keys = [pause_key(bot_id), *(w.key for w in windows)]
+        wait_ms = await self._script(keys=keys, args=args)
+        return int(wait_ms) / 1000
+
+    async def pause(self, bot_id: object, seconds: float) -> None:
+        """Hold every send of this bot (Telegram answered 429), and no other bot's."""
+        await self._client.set(pause_key(bot_id), "1", px=max(1, int(seconds * 1000)))

@@ -1,0 +1,270 @@
+"""Sending what a chat is owed, in order, within Telegram's limits, each part once.
+
+One task at a time per chat (a Redis lock) walks the chat's pending sends oldest first. A reply is sent
+once it is terminal, split into parts of at most 4096 characters; each accepted part is recorded before
+the next goes, so a redelivered task resumes after the last part Telegram accepted. When a limit says
+wait, the caller retries the task after that long; no worker sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from redis.exceptions import LockError
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
+
+from core.db import async_session_scope
+from core.events import EventBus
+from core.redis import async_redis
+from models import (
+    TERMINAL_STATUSES,
+    BotStatus,
+    Message,
+    ReplyStatus,
+    SendState,
+    TelegramBot,
+    TelegramChat,
+    TelegramSend,
+)
+from services.telegram import bots
+from services.telegram.client import clients, redact, seconds
+from services.telegram.limits import SendLimiter
+from services.telegram.splitting import split_message
+from workers.dispatch import complete_unit_of_work
+
+log = logging.getLogger("chatai.telegram")
+
+LOCK_SECONDS = 60
+BUSY_RETRY_SECONDS = 0.5
+MAX_PARTS_PER_RUN = 50  # then the task yields to other chats and carries on in a new run
+FAILED_TEXT = "Sorry, I could not answer that. Please try again."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: ``retry_in`` asks the task to run again after that many seconds; ``error`` marks a
+    transient failure (network, 5xx) that counts toward the task's attempts."""
+
+    retry_in: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Next:
+    send_id: uuid.UUID
+    bot_id: uuid.UUID
+    owner_id: uuid.UUID
+    token: str
+    chat_id: int
+    part_index: int
+    parts: list[str]
+
+
+def lock_key(chat_row_id: object) -> str:
+    return f"chatai:tg:lock:out:{chat_row_id}"
+
+
+async def chat_of_reply(reply_id: uuid.UUID) -> uuid.UUID | None:
+    """The chat a reply is owed to (``None``: the reply is not a Telegram one)."""
+    async with async_session_scope() as session:
+        return await session.scalar(select(TelegramSend.chat_row_id).where(TelegramSend.reply_id == reply_id))
+
+
+async def deliver_chat(chat_row_id: uuid.UUID) -> Outcome:
+    redis = async_redis()
+    lock = redis.lock(lock_key(chat_row_id), timeout=LOCK_SECONDS, blocking=False)
+    if not await lock.acquire():
+        # Another run is sending for this chat; come back in case it stops before our send is due.
+        return Outcome(retry_in=BUSY_RETRY_SECONDS)
+    try:
+        limiter = SendLimiter(redis)
+        for _ in range(MAX_PARTS_PER_RUN):
+            nxt = await _next_part(chat_row_id)
+            if nxt is None:
+                return Outcome()
+            wait = await limiter.acquire(nxt.bot_id, nxt.chat_id)
+            if wait > 0:
+                # A little jitter spreads the chats that wait on one bot over its next free slots.
+                return Outcome(retry_in=wait + random.uniform(0, 0.05))
+            outcome = await _send(nxt, chat_row_id, limiter)
+            if outcome is not None:
+                return outcome
+        return Outcome(retry_in=0.0)
+    finally:
+        with contextlib.suppress(LockError):
+            await lock.release()
+
+
+async def _next_part(chat_row_id: uuid.UUID) -> _Next | None:
+    """The next part to send, or ``None`` when nothing is due (all sent, or the head reply is unfinished)."""
+    async with async_session_scope() as session:
+        while True:
+            row = (
+                await session.execute(
+                    select(TelegramSend, TelegramChat, TelegramBot)
+                    .join(TelegramChat, TelegramChat.id == TelegramSend.chat_row_id)
+                    .join(TelegramBot, TelegramBot.id == TelegramChat.bot_id)
+                    .where(TelegramSend.chat_row_id == chat_row_id, TelegramSend.state == SendState.pending)
+                    .order_by(TelegramSend.seq)
+                    .limit(1)
+                )
+            ).first()
+            if row is None:
+                return None
+            send, chat, bot = row
+            if not chat.active or bot.status != BotStatus.active:
+                await _drop_pending(
+                    session, chat_row_id, "chat inactive" if not chat.active else "bot disabled"
+                )
+                return None
+            text = await _text_of(session, send)
+            if text is None:
+                return None  # the reply is still being generated; its end enqueues this again
+            parts = split_message(text)
+            if send.parts_sent >= len(parts):
+                send.state, send.sent_at = SendState.sent, datetime.now(UTC)
+                await session.flush()
+                continue
+            return _Next(
+                send.id, bot.id, bot.owner_id, bots.token_of(bot), chat.chat_id, send.parts_sent, parts
+            )
+
+
+async def _text_of(session: AsyncSession, send: TelegramSend) -> str | None:
+    if send.reply_id is None:
+        return send.text or ""
+    reply = await session.get(Message, send.reply_id)
+    if reply is None:
+        return ""
+    if reply.status not in TERMINAL_STATUSES:
+        return None
+    if reply.status == ReplyStatus.failed and not reply.content:
+        return FAILED_TEXT
+    return reply.content
+
+
+async def _send(nxt: _Next, chat_row_id: uuid.UUID, limiter: SendLimiter) -> Outcome | None:
+    """Send one part; ``None`` means carry on with the next part."""
+    client = await clients().bot(nxt.token)
+    text = nxt.parts[nxt.part_index]
+    try:
+        sent = await client.send_message(nxt.chat_id, text)
+    except RetryAfter as exc:
+        pause = seconds(exc.retry_after)
+        await limiter.pause(nxt.bot_id, pause)
+        await _set_paused(nxt.bot_id, pause)
+        log.warning("bot %s rate limited by Telegram for %ss", nxt.bot_id, pause)
+        return Outcome(retry_in=pause)
+    except Forbidden as exc:
+        await _deactivate_chat(chat_row_id, redact(exc.message, nxt.token))
+        return Outcome()
+    except InvalidToken:
+        await _disable_bot(nxt.bot_id, "Telegram rejected the bot token")
+        return Outcome()
+    except ChatMigrated as exc:
+        await _migrate_chat(chat_row_id, exc.new_chat_id)
+        return None  # the same part again, to the new chat id
+    except BadRequest as exc:
+        if "message is not modified" in exc.message.lower():
+            await _record_part(nxt, None)
+            return None
+        await _fail_send(nxt.send_id, redact(exc.message, nxt.token))
+        return None
+    except (TimedOut, NetworkError) as exc:  # network faults and 5xx answers
+        return Outcome(retry_in=1.0, error=redact(str(exc), nxt.token))
+    await _record_part(nxt, sent.message_id)
+    return None
+
+
+async def _record_part(nxt: _Next, message_id: int | None) -> None:
+    done = nxt.part_index + 1 >= len(nxt.parts)
+    values: dict[str, object] = {
+        "parts_sent": nxt.part_index + 1,
+        "message_ids": TelegramSend.message_ids + func.jsonb_build_array(message_id),
+    }
+    if done:
+        values.update(state=SendState.sent, sent_at=datetime.now(UTC))
+    async with async_session_scope() as session:
+        await session.execute(
+            update(TelegramSend)
+            .where(TelegramSend.id == nxt.send_id, TelegramSend.parts_sent == nxt.part_index)
+            .values(**values)
+        )
+
+
+async def fail_head(chat_row_id: uuid.UUID, error: str) -> None:
+    """Give up on the chat's oldest pending send (its transient errors outlasted the attempts)."""
+    async with async_session_scope() as session:
+        send_id = await session.scalar(
+            select(TelegramSend.id)
+            .where(TelegramSend.chat_row_id == chat_row_id, TelegramSend.state == SendState.pending)
+            .order_by(TelegramSend.seq)
+            .limit(1)
+        )
+    if send_id is not None:
+        await _fail_send(send_id, error)
+
+
+async def _fail_send(send_id: uuid.UUID, error: str) -> None:
+    log.warning("telegram send %s failed: %s", send_id, error)
+    async with async_session_scope() as session:
+        await session.execute(
+            update(TelegramSend)
+            .where(TelegramSend.id == send_id)
+            .values(state=SendState.failed, error=error[:500])
+        )
+
+
+async def _drop_pending(session: AsyncSession, chat_row_id: uuid.UUID, reason: str) -> None:
+    await session.execute(
+        update(TelegramSend)
+        .where(TelegramSend.chat_row_id == chat_row_id, TelegramSend.state == SendState.pending)
+        .values(state=SendState.dropped, error=reason)
+    )
+
+
+async def _deactivate_chat(chat_row_id: uuid.UUID, reason: str) -> None:
+    """The user blocked the bot, or it was removed from the group: no more sends, no retries."""
+    async with async_session_scope() as session:
+        await session.execute(update(TelegramChat).where(TelegramChat.id == chat_row_id).values(active=False))
+        await _drop_pending(session, chat_row_id, reason)
+
+
+async def _disable_bot(bot_id: uuid.UUID, reason: str) -> None:
+    async with async_session_scope() as session:
+        await bots.disable(session, bot_id, reason, EventBus(async_client=async_redis()))
+    await complete_unit_of_work(session)
+
+
+async def _set_paused(bot_id: uuid.UUID, pause: float) -> None:
+    async with async_session_scope() as session:
+        await session.execute(
+            update(TelegramBot)
+            .where(TelegramBot.id == bot_id)
+            .values(paused_until=datetime.now(UTC) + timedelta(seconds=pause))
+        )
+
+
+async def _migrate_chat(chat_row_id: uuid.UUID, new_chat_id: int) -> None:
+    """A group became a supergroup with a new id; its row follows it."""
+    async with async_session_scope() as session:
+        await session.execute(
+            update(TelegramChat)
+            .where(TelegramChat.id == chat_row_id)
+            .values(chat_id=new_chat_id, chat_type="supergroup")
+        )

@@ -1,0 +1,85 @@
+"""The ``telegram`` queue: handle each chat's updates in order, send what chats are owed, check webhooks.
+
+A task that must wait (the chat is busy in another task, or a Telegram limit) is retried with a
+countdown; no worker thread sleeps.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Task
+
+from core.db import async_session_scope
+from core.events import EventBus
+from core.redis import async_redis
+from core.settings import get_settings
+from services.telegram import bots, inbox, sending
+from tasks import TRANSIENT
+from workers import loop
+from workers.app import celery_app
+from workers.dispatch import complete_unit_of_work
+from workers.registry import TASKS
+
+TIME_LIMIT = 120
+
+
+@celery_app.task(
+    name=TASKS.telegram_handle_updates, bind=True, autoretry_for=TRANSIENT, retry_backoff=True,
+    max_retries=None, acks_late=True,
+)  # fmt: skip
+def handle_updates(self: Task, bot_id: str, chat_key: str) -> None:
+    again = loop.run(inbox.drain(uuid.UUID(bot_id), chat_key), timeout=TIME_LIMIT)
+    if again is not None:
+        raise self.retry(countdown=again, max_retries=None)
+
+
+@celery_app.task(
+    name=TASKS.telegram_deliver, bind=True, autoretry_for=TRANSIENT, retry_backoff=True,
+    max_retries=None, acks_late=True,
+)  # fmt: skip
+def deliver_chat(self: Task, chat_row_id: str, failures: int = 0) -> None:
+    _follow(
+        self,
+        chat_row_id,
+        loop.run(sending.deliver_chat(uuid.UUID(chat_row_id)), timeout=TIME_LIMIT),
+        failures,
+    )
+
+
+@celery_app.task(
+    name=TASKS.telegram_reply_finished,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=8,
+    acks_late=True,
+)
+def reply_finished(reply_id: str) -> None:
+    chat_row_id = loop.run(sending.chat_of_reply(uuid.UUID(reply_id)), timeout=TIME_LIMIT)
+    if chat_row_id is not None:
+        deliver_chat.delay(str(chat_row_id))
+
+
+def _follow(task: Task, chat_row_id: str, outcome: sending.Outcome, failures: int) -> None:
+    """Run again when the outcome asks to; transient send errors count, up to the configured attempts."""
+    if outcome.retry_in is None:
+        return
+    if outcome.error is not None:
+        failures += 1
+        if failures >= get_settings().telegram_send_max_attempts:
+            loop.run(sending.fail_head(uuid.UUID(chat_row_id), outcome.error), timeout=TIME_LIMIT)
+            failures = 0
+    countdown = outcome.retry_in * (2 ** max(0, failures - 1)) if outcome.error else outcome.retry_in
+    raise task.retry(args=(chat_row_id, failures), countdown=countdown, max_retries=None)
+
+
+@celery_app.task(name=TASKS.telegram_check_webhooks, autoretry_for=TRANSIENT, max_retries=2)
+def check_webhooks() -> dict[str, int]:
+    return loop.run(_check_webhooks(), timeout=TIME_LIMIT)
+
+
+async def _check_webhooks() -> dict[str, int]:
+    async with async_session_scope() as session:
+        counts = await bots.check_webhooks(session, EventBus(async_client=async_redis()))
+    await complete_unit_of_work(session)
+    return counts

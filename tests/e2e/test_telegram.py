@@ -1,0 +1,335 @@
+"""Telegram bots through the real system: webhook calls to the API, real telegram and llm worker processes,
+the fake Bot API (which enforces Telegram's limits) and the fake LLM, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from tests.fixtures.api import Account, WsClient, signup
+from tests.fixtures.billing import sql
+from tests.fixtures.fake_telegram import FakeTelegram
+from tests.fixtures.processes import wait_for
+from tests.fixtures.stack import FakeLLM, Stack, running_stack
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_update_ids = itertools.count(1000)
+
+
+@pytest.fixture(scope="module")
+def fake_telegram(stack_env: dict[str, str], log_dir: Any) -> Iterator[FakeTelegram]:
+    server = FakeTelegram(log_dir, stack_env)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tg_stack(
+    stack_env: dict[str, str], fake_llm: FakeLLM, fake_telegram: FakeTelegram, log_dir: Any
+) -> Iterator[Stack]:
+    env = {
+        **stack_env,
+        **fake_llm.env,
+        **fake_telegram.env,
+        "CHATAI_PUBLIC_BASE_URL": "https://chatai.example",
+        "CHATAI_TELEGRAM_WEBHOOKS": "true",
+        "CHATAI_TELEGRAM_CONCURRENCY": "20",
+    }
+    with running_stack(env, log_dir, workers=("llm", "telegram")) as system:
+        yield system
+
+
+@pytest.fixture
+async def http(tg_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=tg_stack.base_url, timeout=30) as client:
+        yield client
+
+
+@dataclass
+class ConnectedBot:
+    id: str
+    token: str
+    telegram_id: int
+    secret: str
+    owner: Account
+
+    @property
+    def webhook_path(self) -> str:
+        return f"/api/telegram/webhook/{self.id}"
+
+
+async def connect_bot(
+    http: httpx.AsyncClient, fake: FakeTelegram, owner: Account | None = None, **assistant: Any
+) -> ConnectedBot:
+    owner = owner or await signup(http, "tg")
+    r = await http.post(
+        "/api/assistants", json={"name": "Telegram helper", **assistant}, headers=owner.headers
+    )
+    assert r.status_code == 201, r.text
+    token, telegram_id = fake.new_bot()
+    r = await http.post(
+        "/api/bots", json={"assistant_id": r.json()["id"], "token": token}, headers=owner.headers
+    )
+    assert r.status_code == 201, r.text
+    secret = fake.bot(token)["webhook"]["secret_token"]
+    return ConnectedBot(r.json()["id"], token, telegram_id, secret, owner)
+
+
+def text_update(chat_id: int, text: str, update_id: int | None = None) -> dict[str, Any]:
+    update_id = update_id if update_id is not None else next(_update_ids)
+    chat = {"id": chat_id, "type": "private", "first_name": "Ann"}
+    if chat_id < 0:
+        chat = {"id": chat_id, "type": "group", "title": "Team"}
+    sender = {"id": abs(chat_id) % 10**9 + 1, "is_bot": False, "first_name": "Ann"}
+    message = {"message_id": update_id, "date": int(time.time()), "chat": chat, "from": sender, "text": text}
+    return {"update_id": update_id, "message": message}
+
+
+async def deliver(
+    http: httpx.AsyncClient, bot: ConnectedBot, update: dict[str, Any], secret: str | None = None
+) -> httpx.Response:
+    headers = {"content-type": "application/json", SECRET_HEADER: bot.secret if secret is None else secret}
+    return await http.post(bot.webhook_path, content=orjson.dumps(update), headers=headers)
+
+
+async def wait_sent(
+    fake: FakeTelegram, bot: ConnectedBot, chat_id: int, count: int, timeout: float = 30
+) -> list[str]:
+    def enough() -> list[str] | None:
+        texts = fake.sent_texts(bot.telegram_id, chat_id)
+        return texts if len(texts) >= count else None
+
+    return await asyncio.to_thread(wait_for, enough, timeout, f"{count} messages in chat {chat_id}")  # type: ignore[return-value]
+
+
+def send_states(database_url: str, bot: ConnectedBot, chat_id: int) -> list[str]:
+    rows = sql(
+        database_url,
+        """SELECT s.state::text FROM telegram_sends s JOIN telegram_chats c ON c.id = s.chat_row_id
+           WHERE c.bot_id = %s AND c.chat_id = %s ORDER BY s.seq""",
+        bot.id,
+        chat_id,
+    )
+    return [state for (state,) in rows]
+
+
+async def test_connect_validates_the_token_and_registers_the_webhook(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, tg_stack: Stack, database_url: str
+) -> None:
+    owner = await signup(http, "owner")
+    r = await http.post("/api/assistants", json={"name": "A"}, headers=owner.headers)
+    assistant_id = r.json()["id"]
+    for bad in ("123:not-a-token-registered-anywhere-xx", "garbage"):
+        r = await http.post(
+            "/api/bots", json={"assistant_id": assistant_id, "token": bad}, headers=owner.headers
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "invalid_bot_token"
+
+    bot = await connect_bot(http, fake_telegram, owner)
+    r = await http.get(f"/api/bots/{bot.id}", headers=owner.headers)
+    body = r.json()
+    assert body["status"] == "active" and body["username"].endswith("_bot")
+    assert body["webhook_url"] == f"https://chatai.example/api/telegram/webhook/{bot.id}"
+    webhook = fake_telegram.bot(bot.token)["webhook"]
+    assert webhook["url"] == body["webhook_url"]
+    assert len(webhook["secret_token"]) >= 32
+    assert set(webhook["allowed_updates"]) >= {"message", "my_chat_member"}
+    assert webhook["max_connections"] == 40
+    r = await http.post(
+        "/api/bots", json={"assistant_id": assistant_id, "token": bot.token}, headers=owner.headers
+    )
+    assert r.status_code == 409
+
+    # The token is stored encrypted and never written to a log.
+    (stored,), *_ = sql(database_url, "SELECT token_encrypted FROM telegram_bots WHERE id = %s", bot.id)
+    assert bot.token.encode() not in bytes(stored)
+    for child in tg_stack.children:
+        assert bot.token not in child.log_text(), child.name
+
+    other = await signup(http, "other")
+    assert (await http.get(f"/api/bots/{bot.id}", headers=other.headers)).status_code == 404
+    assert (await http.delete(f"/api/bots/{bot.id}", headers=other.headers)).status_code == 404
+    assert [b["id"] for b in (await http.get("/api/bots", headers=owner.headers)).json()["items"]] == [bot.id]
+    assert (await http.get("/api/bots", headers=other.headers)).json()["items"] == []
+
+    assert (await http.delete(f"/api/bots/{bot.id}", headers=owner.headers)).status_code == 204
+    assert fake_telegram.bot(bot.token)["webhook"] == {}
+    assert (await http.get(f"/api/bots/{bot.id}", headers=owner.headers)).status_code == 404
+
+
+async def test_wrong_secret_is_refused_and_nothing_is_queued(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, stack_redis_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    update = text_update(501, "hello")
+    for secret in ("wrong", ""):
+        r = await deliver(http, bot, update, secret=secret)
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["code"] == "forbidden"
+    r = await http.post(
+        bot.webhook_path, content=orjson.dumps(update), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 403
+    client = redis.Redis.from_url(stack_redis_url)
+    assert client.keys(f"chatai:tg:*{bot.id}*") == []
+    assert client.llen("telegram") == 0
+
+    # The refused update was not remembered: delivered properly, it is answered.
+    assert (await deliver(http, bot, update)).status_code == 200
+    [answer] = await wait_sent(fake_telegram, bot, 501, 1)
+    assert answer.startswith("Echo: hello")
+
+
+async def test_the_same_update_twice_gets_one_reply(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    update = text_update(502, "once")
+    responses = await asyncio.gather(*(deliver(http, bot, update) for _ in range(3)))
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    # A later update in the same chat is answered after anything the repeats could have caused.
+    assert (await deliver(http, bot, text_update(502, "later"))).status_code == 200
+    texts = await wait_sent(fake_telegram, bot, 502, 2)
+    assert [t.split()[1] for t in texts] == ["once", "later"]
+    assert send_states(database_url, bot, 502) == ["sent", "sent"]
+    (count,), *_ = sql(
+        database_url,
+        """SELECT count(*) FROM messages m JOIN telegram_chats c ON c.dialog_id = m.dialog_id
+           WHERE c.bot_id = %s AND m.role = 'user'""",
+        bot.id,
+    )
+    assert count == 2
+
+
+async def test_updates_of_a_chat_are_answered_in_order_within_the_chat_limit(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    for i in range(5):
+        assert (await deliver(http, bot, text_update(503, f"m{i}"))).status_code == 200
+    texts = await wait_sent(fake_telegram, bot, 503, 5)
+    assert [t.split()[1] for t in texts] == [f"m{i}" for i in range(5)]
+    calls = fake_telegram.calls("sendMessage", bot.telegram_id, 503)
+    assert [c["status"] for c in calls] == [200] * 5, "no send was refused by Telegram's limits"
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(calls)]
+    assert min(gaps) >= 0.95, gaps
+
+
+async def test_start_greets_and_reset_starts_a_new_dialog(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram, name="Ada")
+    await deliver(http, bot, text_update(504, "/start"))
+    [greeting] = await wait_sent(fake_telegram, bot, 504, 1)
+    assert "Ada" in greeting
+    (first_dialog,), *_ = sql(database_url, "SELECT dialog_id FROM telegram_chats WHERE bot_id = %s", bot.id)
+    await deliver(http, bot, text_update(504, "/reset"))
+    texts = await wait_sent(fake_telegram, bot, 504, 2)
+    assert texts[1] == "Started a new conversation."
+    (second_dialog,), *_ = sql(database_url, "SELECT dialog_id FROM telegram_chats WHERE bot_id = %s", bot.id)
+    assert second_dialog != first_dialog
+
+
+async def test_a_429_pauses_only_that_bot(http: httpx.AsyncClient, fake_telegram: FakeTelegram) -> None:
+    hot, calm = await connect_bot(http, fake_telegram), await connect_bot(http, fake_telegram)
+    fake_telegram.fault(token=hot.token, method="sendMessage", status=429, retry_after=3,
+                        description="Too Many Requests: retry after 3")  # fmt: skip
+    await deliver(http, hot, text_update(505, "hot one"))
+    await deliver(http, hot, text_update(506, "hot two"))
+    await deliver(http, calm, text_update(507, "calm"))
+    await wait_sent(fake_telegram, calm, 507, 1)
+    await wait_sent(fake_telegram, hot, 505, 1)
+    await wait_sent(fake_telegram, hot, 506, 1)
+    hot_calls = fake_telegram.calls("sendMessage", hot.telegram_id)
+    refused = [c for c in hot_calls if c["status"] == 429]
+    assert len(refused) == 1
+    after = [c["at"] - refused[0]["at"] for c in hot_calls if c["at"] > refused[0]["at"]]
+    assert after and min(after) >= 2.9, "the bot sent nothing while Telegram asked it to wait"
+    [calm_call] = fake_telegram.calls("sendMessage", calm.telegram_id)
+    assert calm_call["at"] - refused[0]["at"] < 2.5, "the other bot was not held back"
+    r = await http.get(f"/api/bots/{hot.id}", headers=hot.owner.headers)
+    assert r.json()["paused_until"] is not None
+
+
+async def test_a_blocked_user_gets_no_more_sends(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    fake_telegram.block(bot.token, 508)
+    # The first reply is slow, so both messages are handled before it is sent.
+    await deliver(http, bot, text_update(508, "[[first_delay_ms:500]] one"))
+    await deliver(http, bot, text_update(508, "two"))
+
+    def settled() -> list[str] | None:
+        states = send_states(database_url, bot, 508)
+        return states if len(states) == 2 and "pending" not in states else None
+
+    states = await asyncio.to_thread(wait_for, settled, 30, "both answers to be settled")
+    assert states == ["dropped", "dropped"]
+    calls = fake_telegram.calls("sendMessage", bot.telegram_id, 508)
+    assert [c["status"] for c in calls] == [403], "after the 403 nothing more was tried"
+    (active,), *_ = sql(database_url, "SELECT active FROM telegram_chats WHERE bot_id = %s", bot.id)
+    assert active is False
+
+
+async def test_a_revoked_token_disables_the_bot_and_others_keep_working(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, tg_stack: Stack
+) -> None:
+    revoked, healthy = await connect_bot(http, fake_telegram), await connect_bot(http, fake_telegram)
+    async with WsClient(tg_stack.ws_url, revoked.owner.access_token) as ws:
+        await ws.subscribe("user")
+        fake_telegram.revoke(revoked.token)
+        await deliver(http, revoked, text_update(509, "anyone there"))
+        await deliver(http, healthy, text_update(510, "hello"))
+        await wait_sent(fake_telegram, healthy, 510, 1)
+        frames = await ws.until("bot.status", timeout=30)
+    assert frames[-1]["data"] == {
+        "bot_id": revoked.id,
+        "status": "disabled",
+        "reason": "Telegram rejected the bot token",
+    }
+    r = await http.get(f"/api/bots/{revoked.id}", headers=revoked.owner.headers)
+    assert r.json()["status"] == "disabled"
+    # A disabled bot's updates are acknowledged and ignored; the healthy bot still answers.
+    before = len(fake_telegram.calls("sendMessage", revoked.telegram_id))
+    assert (await deliver(http, revoked, text_update(509, "again"))).status_code == 200
+    await deliver(http, healthy, text_update(510, "still there"))
+    await wait_sent(fake_telegram, healthy, 510, 2)
+    assert len(fake_telegram.calls("sendMessage", revoked.telegram_id)) == before == 1
+
+
+async def test_a_9000_character_answer_arrives_as_three_messages(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram, max_tokens=2000)
+    await deliver(http, bot, text_update(511, "[[tokens:1480]] long"))
+    parts = await wait_sent(fake_telegram, bot, 511, 3)
+    (content,), *_ = sql(
+        database_url,
+        """SELECT m.content FROM messages m JOIN telegram_chats c ON c.dialog_id = m.dialog_id
+           WHERE c.bot_id = %s AND m.role = 'assistant'""",
+        bot.id,
+    )
+    assert 8500 <= len(content) <= 12_000
+    assert len(parts) == 3 and all(len(p) <= 4096 for p in parts)
+    assert all(p.endswith(".") for p in parts[:2]), "split on sentence boundaries"
+    assert " ".join(parts).split() == content.split()
+    calls = fake_telegram.calls("sendMessage", bot.telegram_id, 511)
+    assert [c["status"] for c in calls] == [200, 200, 200]
+    assert send_states(database_url, bot, 511) == ["sent"]
+
+
+def test_webhook_bots_are_never_polled_and_limits_were_never_exceeded(fake_telegram: FakeTelegram) -> None:
+    assert fake_telegram.calls("getUpdates") == []
+    refused = [c for c in fake_telegram.calls() if c.get("status") == 429 and not c.get("injected")]
+    assert refused == []
