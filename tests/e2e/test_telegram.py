@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -15,14 +13,12 @@ import orjson
 import pytest
 import redis
 
-from tests.fixtures.api import Account, WsClient, signup
+from tests.fixtures.api import WsClient, signup
 from tests.fixtures.billing import sql
 from tests.fixtures.fake_telegram import FakeTelegram
 from tests.fixtures.processes import wait_for
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
-
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-_update_ids = itertools.count(1000)
+from tests.fixtures.telegram import connect_bot, deliver, send_states, text_update, wait_sent
 
 
 @pytest.fixture(scope="module")
@@ -52,74 +48,6 @@ def tg_stack(
 async def http(tg_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=tg_stack.base_url, timeout=30) as client:
         yield client
-
-
-@dataclass
-class ConnectedBot:
-    id: str
-    token: str
-    telegram_id: int
-    secret: str
-    owner: Account
-
-    @property
-    def webhook_path(self) -> str:
-        return f"/api/telegram/webhook/{self.id}"
-
-
-async def connect_bot(
-    http: httpx.AsyncClient, fake: FakeTelegram, owner: Account | None = None, **assistant: Any
-) -> ConnectedBot:
-    owner = owner or await signup(http, "tg")
-    r = await http.post(
-        "/api/assistants", json={"name": "Telegram helper", **assistant}, headers=owner.headers
-    )
-    assert r.status_code == 201, r.text
-    token, telegram_id = fake.new_bot()
-    r = await http.post(
-        "/api/bots", json={"assistant_id": r.json()["id"], "token": token}, headers=owner.headers
-    )
-    assert r.status_code == 201, r.text
-    secret = fake.bot(token)["webhook"]["secret_token"]
-    return ConnectedBot(r.json()["id"], token, telegram_id, secret, owner)
-
-
-def text_update(chat_id: int, text: str, update_id: int | None = None) -> dict[str, Any]:
-    update_id = update_id if update_id is not None else next(_update_ids)
-    chat = {"id": chat_id, "type": "private", "first_name": "Ann"}
-    if chat_id < 0:
-        chat = {"id": chat_id, "type": "group", "title": "Team"}
-    sender = {"id": abs(chat_id) % 10**9 + 1, "is_bot": False, "first_name": "Ann"}
-    message = {"message_id": update_id, "date": int(time.time()), "chat": chat, "from": sender, "text": text}
-    return {"update_id": update_id, "message": message}
-
-
-async def deliver(
-    http: httpx.AsyncClient, bot: ConnectedBot, update: dict[str, Any], secret: str | None = None
-) -> httpx.Response:
-    headers = {"content-type": "application/json", SECRET_HEADER: bot.secret if secret is None else secret}
-    return await http.post(bot.webhook_path, content=orjson.dumps(update), headers=headers)
-
-
-async def wait_sent(
-    fake: FakeTelegram, bot: ConnectedBot, chat_id: int, count: int, timeout: float = 30
-) -> list[str]:
-    def enough() -> list[str] | None:
-        texts = fake.sent_texts(bot.telegram_id, chat_id)
-        return texts if len(texts) >= count else None
-
-    return await asyncio.to_thread(wait_for, enough, timeout, f"{count} messages in chat {chat_id}")  # type: ignore[return-value]
-
-
-def send_states(database_url: str, bot: ConnectedBot, chat_id: int) -> list[str]:
-    rows = sql(
-        database_url,
-        """SELECT s.state::text FROM telegram_sends s JOIN telegram_chats c ON c.id = s.chat_row_id
-           WHERE c.bot_id = %s AND c.chat_id = %s ORDER BY s.seq""",
-        bot.id,
-        chat_id,
-    )
-    return [state for (state,) in rows]
 
 
 async def test_connect_validates_the_token_and_registers_the_webhook(
