@@ -37,7 +37,7 @@ async def delete_bot(bot_id: uuid.UUID, user: CurrentUser, session: SessionDep) 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/telegram/webhook/{bot_id}", response_model=WebhookAck, include_in_schema=False)
+@router.post("/telegram/webhook/{bot_id}", response_model=WebhookAck)
 async def telegram_webhook(
     bot_id: uuid.UUID,
     request: Request,

@@ -101,6 +101,22 @@ async def tenant_a(http: httpx.AsyncClient) -> TenantA:
     )
 
 
+def telegram_bot(database_url: str, a: TenantA) -> str:
+    """A Telegram bot row of A's (written directly: connecting one through the API needs Telegram)."""
+    (bot_id,), *_ = sql(
+        database_url,
+        """INSERT INTO telegram_bots (id, owner_id, assistant_id, telegram_id, username, token_encrypted,
+                                      webhook_secret, status, pending_update_count, updated_at)
+           VALUES (gen_random_uuid(), %s, %s, (random() * 1e12)::bigint, %s, '\\x00', %s, 'active', 0, now())
+           RETURNING id::text""",
+        a.account.user_id,
+        a.ids["assistant_id"][0],
+        SECRET,
+        SECRET,
+    )
+    return str(bot_id)
+
+
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
@@ -214,6 +230,7 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
     http: httpx.AsyncClient, matrix_stack: Stack, database_url: str
 ) -> None:
     a = await tenant_a(http)
+    a.ids["bot_id"] = [telegram_bot(database_url, a)]
     b = await signup(http, "tenant-b")
     spec = (await http.get("/api/openapi.json")).json()
     before = owned_rows(database_url, a.account.user_id)
@@ -260,7 +277,8 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
 async def test_every_protected_route_is_401_without_credentials(http: httpx.AsyncClient) -> None:
     spec = (await http.get("/api/openapi.json")).json()
     ids = {name: [str(uuid.uuid4())] for name in ("assistant_id", "dialog_id", "message_id",
-                                                    "document_id", "transaction_id", "user_id")}  # fmt: skip
+                                                    "document_id", "transaction_id", "user_id",
+                                                    "bot_id")}  # fmt: skip
     ids["model"] = ["*"]
     unlisted_public = []
     uncovered: list[str] = []
