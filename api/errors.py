@@ -54,7 +54,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "validation_error", "The request is not valid", _validation_details(exc))
+        details = _validation_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            # Not JSON at all: a malformed request rather than a schema violation.
+            return error_response(400, "bad_request", "The request body is not valid JSON", details)
+        return error_response(422, "validation_error", "The request is not valid", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 
@@ -31,10 +32,38 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+# Secrets that must never reach a log line, whatever logged them (a message, an argument, an exception,
+# a repr of a request): each match keeps its first group and loses the rest.
+_SECRETS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(
+        r"(?i)((?:authorization|cookie|x-csrf-token|api[_-]?key|secret|password|token)"
+        r"[\\\"']*\s*[:=]\s*[\\\"']*)[^\s\\\"',;}&]{4,}"
+    ),
+    re.compile(r"()eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWTs
+    re.compile(r"()\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{8,}"),  # Stripe keys
+    re.compile(r"()\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI-style API keys
+    re.compile(r"()(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}"),  # Telegram bot tokens
+]
+
+
+def redact(text: str) -> str:
+    for pattern in _SECRETS:
+        text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)
+    return text
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """JSON lines with secrets replaced by ``[REDACTED]``, applied to the finished line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def configure_logging(level: str = "INFO", process: str = "chatai") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter(
+        RedactingJsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
             static_fields={"process_kind": process},

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, sta
 from api.deps import BusDep, CurrentUser, PageDep, SessionDep
 from api.ratelimits import uploads_per_user
 from api.schemas import DocumentOut, DocumentQueuedOut, PageOut, SearchHitOut, SearchIn, SearchOut
+from api.security import MULTIPART_OVERHEAD_BYTES
 from core.settings import get_settings
 from services.errors import TooLarge
 from services.knowledge import documents
@@ -15,9 +16,6 @@ from services.knowledge.storage import get_storage
 from workers.rpc import embed_query
 
 router = APIRouter(prefix="/api", tags=["knowledge"])
-
-# Room for the multipart framing around the file itself.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 def _refuse_large_body(request: Request) -> None:
