@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,11 +15,14 @@ import pytest
 import redis
 
 from tests.fixtures.api import WsClient, signup
-from tests.fixtures.billing import sql
+from tests.fixtures.billing import send_task, sql
 from tests.fixtures.fake_telegram import FakeTelegram
 from tests.fixtures.processes import wait_for
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 from tests.fixtures.telegram import connect_bot, deliver, send_states, text_update, wait_sent
+from workers.registry import TASKS
+
+_membership_ids = itertools.count(900_000)
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +259,79 @@ async def test_a_9000_character_answer_arrives_as_three_messages(
     calls = fake_telegram.calls("sendMessage", bot.telegram_id, 511)
     assert [c["status"] for c in calls] == [200, 200, 200]
     assert send_states(database_url, bot, 511) == ["sent"]
+
+
+async def test_a_migrated_group_is_followed_and_server_errors_are_retried(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    fake_telegram.fault(token=bot.token, method="sendMessage", chat_id=-512, status=400,
+                        description="Bad Request: group chat was upgraded to a supergroup chat",
+                        migrate_to_chat_id=-100512)  # fmt: skip
+    fake_telegram.fault(token=bot.token, method="sendMessage", chat_id=-100512, status=502,
+                        description="Bad Gateway", times=2)  # fmt: skip
+    await deliver(http, bot, text_update(-512, "in the group"))
+    [answer] = await wait_sent(fake_telegram, bot, -100512, 1)
+    assert answer.startswith("Echo: in the group")
+    statuses = [c["status"] for c in fake_telegram.calls("sendMessage", bot.telegram_id)]
+    assert statuses == [400, 502, 502, 200]
+    (chat_id,), *_ = sql(database_url, "SELECT chat_id FROM telegram_chats WHERE bot_id = %s", bot.id)
+    assert chat_id == -100512
+
+
+async def test_membership_updates_switch_a_chat_off_and_on(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    await deliver(http, bot, text_update(513, "hi"))
+    await wait_sent(fake_telegram, bot, 513, 1)
+
+    def membership(status: str) -> dict[str, Any]:
+        me = {"id": bot.telegram_id, "is_bot": True, "first_name": "bot"}
+        return {
+            "update_id": next(_membership_ids),
+            "my_chat_member": {
+                "chat": {"id": 513, "type": "private", "first_name": "Ann"},
+                "from": {"id": 514, "is_bot": False, "first_name": "Ann"},
+                "date": int(time.time()),
+                "old_chat_member": {"user": me, "status": "member"},
+                "new_chat_member": {"user": me, "status": status, "until_date": 0},
+            },
+        }
+
+    def active() -> bool:
+        (value,), *_ = sql(database_url, "SELECT active FROM telegram_chats WHERE bot_id = %s", bot.id)
+        return bool(value)
+
+    assert (await deliver(http, bot, membership("kicked"))).status_code == 200
+    await asyncio.to_thread(wait_for, lambda: not active(), 20, "the chat to be switched off")
+    assert (await deliver(http, bot, membership("member"))).status_code == 200
+    await asyncio.to_thread(wait_for, active, 20, "the chat to be switched on")
+
+
+async def test_webhook_health_records_errors_and_restores_a_lost_webhook(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, stack_redis_url: str, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    ours = fake_telegram.bot(bot.token)["webhook"]["url"]
+    fake_telegram.set_webhook_info(
+        bot.token,
+        url="https://stale.example/hook",
+        pending_update_count=7,
+        last_error_message="Connection refused",
+    )
+    send_task(stack_redis_url, TASKS.telegram_check_webhooks)
+
+    def checked() -> bool:
+        (pending,), *_ = sql(
+            database_url, "SELECT pending_update_count FROM telegram_bots WHERE id = %s", bot.id
+        )
+        return pending == 7
+
+    await asyncio.to_thread(wait_for, checked, 30, "the webhook check to record the bot's state")
+    body = (await http.get(f"/api/bots/{bot.id}", headers=bot.owner.headers)).json()
+    assert body["last_webhook_error"] == "Connection refused"
+    assert fake_telegram.bot(bot.token)["webhook"]["url"] == ours
 
 
 def test_webhook_bots_are_never_polled_and_limits_were_never_exceeded(fake_telegram: FakeTelegram) -> None:
