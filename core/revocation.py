@@ -7,22 +7,34 @@ refused; kept for one access-token lifetime, after which those tokens have expir
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
 
+import redis
+
 from core.redis import async_redis
 from core.security import AccessClaims
 from core.settings import get_settings
+
+log = logging.getLogger("chatai.security")
 
 REVOKED_PREFIX = "chatai:revoked-jti:"
 NOT_BEFORE_PREFIX = "chatai:tokens-not-before:"
 
 
 async def is_revoked(claims: AccessClaims) -> bool:
-    revoked, not_before = await async_redis().mget(
-        REVOKED_PREFIX + claims.jti, NOT_BEFORE_PREFIX + str(claims.subject)
-    )
+    """Whether the token was revoked. While Redis is unreachable the check is skipped (logged): reads
+    from Postgres keep working through a Redis outage, tokens expire within minutes, and a deactivated
+    account is still refused by its database row."""
+    try:
+        revoked, not_before = await async_redis().mget(
+            REVOKED_PREFIX + claims.jti, NOT_BEFORE_PREFIX + str(claims.subject)
+        )
+    except (redis.ConnectionError, redis.TimeoutError):
+        log.warning("revocation check skipped: Redis is unavailable")
+        return False
     return revoked is not None or (not_before is not None and claims.issued_at < float(not_before))
 
 
