@@ -66,6 +66,8 @@ async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapRe
             if settings.billing_enabled:
                 # The reply died: its hold is released (charging only text it had stored, i.e. none).
                 outbox.enqueue(session, TASKS.settle_reply, str(reply.id))
+            # A Telegram chat waiting for it is told (the task does nothing for other replies).
+            outbox.enqueue(session, TASKS.telegram_reply_finished, str(reply.id))
             failed.append(reply.id)
         else:
             reply.attempt += 1
