@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test lint bench clean redis
+.PHONY: venv run test lint bench bench-knowledge clean redis
 
 venv: $(STAMP)
 
@@ -58,6 +58,10 @@ lint: venv
 
 bench: venv redis
 	$(BIN)/python bench/chat_pipeline.py
+
+# Ingest rate and search at scale; SIZES=100000,1000000 adds the 1M-chunk run (long on 2 cores).
+bench-knowledge: venv redis
+	nice -n 10 $(BIN)/python bench/knowledge.py --sizes $${SIZES:-100000}
 
 # Stops the embedded Postgres under .data (it outlives `make run` on purpose) and removes its data.
 clean:

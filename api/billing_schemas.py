@@ -52,6 +52,12 @@ class TopupIn(Strict):
     idempotency_key: str = Field(min_length=1, max_length=200)
 
 
+class RefundIn(Strict):
+    amount_micros: int | None = Field(default=None, ge=1, le=10**13)  # None: what is left of the charge
+    reason: str = Field(min_length=1, max_length=500)
+    idempotency_key: str = Field(min_length=1, max_length=200)
+
+
 class CheckoutIn(Strict):
     amount_micros: int = Field(ge=50 * MICROS_PER_CENT, le=10**11, multiple_of=MICROS_PER_CENT)
 

@@ -1,4 +1,4 @@
-"""The ``chatai`` command: bring the stack up, migrate, and chat with an assistant from the terminal."""
+"""The ``chatai`` command: bring the stack up, migrate, chat with an assistant, re-index documents."""
 
 from __future__ import annotations
 
@@ -82,6 +82,47 @@ def chat(
     except KeyboardInterrupt:
         typer.echo()
     except ChatError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def reindex(
+    assistant: Annotated[str | None, typer.Option(help="Only this assistant's documents (its id).")] = None,
+    all_documents: Annotated[
+        bool,
+        typer.Option("--all", help="Every ready document, not only those of another embedding model."),
+    ] = False,
+    parallel: Annotated[int, typer.Option(min=1, max=32, help="Documents indexed side by side.")] = 1,
+    wait: Annotated[bool, typer.Option(help="Follow the run until every document is done.")] = False,
+    timeout: Annotated[float, typer.Option(help="Stop following after this many seconds.")] = 3600.0,
+) -> None:
+    """Re-index documents with the configured embedding model, one by one; old chunks answer until then."""
+    import uuid
+
+    from cli import reindex as run_reindex
+    from services.errors import NotFound
+    from services.knowledge.reindex import RunProgress
+
+    try:
+        assistant_id = uuid.UUID(assistant) if assistant else None
+    except ValueError:
+        raise _fail(f"--assistant must be an assistant id, not {assistant!r}") from None
+
+    async def go() -> None:
+        run = await run_reindex.start(assistant_id, all_documents, parallel)
+        typer.echo(f"re-indexing {run.documents} document(s) with {run.model} (run {run.id})")
+        if wait and run.documents:
+
+            def show(p: RunProgress) -> None:
+                typer.echo(f"waiting {p.waiting}, indexing {p.indexing}, ready {p.ready}, failed {p.failed}")
+
+            final = await run_reindex.follow(run.id, timeout, show)
+            if final.waiting or final.indexing:
+                raise _fail(f"run {run.id} is still going after {timeout:.0f} s")
+
+    try:
+        asyncio.run(go())
+    except NotFound as exc:
         raise _fail(str(exc)) from None
 
 

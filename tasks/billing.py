@@ -1,6 +1,8 @@
-"""The ``billing`` queue: settle replies' holds into charges, sweep lost settlements, reconcile balances.
+"""The ``billing`` queue: settle the holds of replies and of document indexing into charges, sweep lost
+settlements, reconcile balances.
 
-Each task is keyed on its row (the reply id), so a redelivered or repeated task books nothing twice.
+Each task is keyed on its row (the reply id; the document and its indexing run), so a redelivered or
+repeated task books nothing twice.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 from core.db import async_session_scope
-from services.billing import holds, reconcile
+from services.billing import holds, indexing, reconcile
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
@@ -32,6 +34,22 @@ async def _settle(reply_id: uuid.UUID) -> str:
     return result.outcome
 
 
+@celery_app.task(
+    name=TASKS.settle_indexing, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8, acks_late=True
+)
+def settle_indexing(document_id: str, run_id: str | None = None) -> str:
+    return loop.run(
+        _settle_indexing(uuid.UUID(document_id), uuid.UUID(run_id) if run_id else None), timeout=TIME_LIMIT
+    )
+
+
+async def _settle_indexing(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
+    async with async_session_scope() as session:
+        result = await indexing.settle_indexing(session, document_id, run_id)
+    await complete_unit_of_work(session)
+    return result.outcome
+
+
 @celery_app.task(name=TASKS.sweep_holds, autoretry_for=TRANSIENT, max_retries=2)
 def sweep_holds() -> int:
     return loop.run(_sweep(), timeout=TIME_LIMIT * 5)
@@ -40,9 +58,13 @@ def sweep_holds() -> int:
 async def _sweep() -> int:
     async with async_session_scope() as session:
         stale = await holds.stale_holds(session)
+        stale_indexing = await indexing.stale_indexing_holds(session)
     settled = 0
     for reply_id in stale:  # one unit of work per reply: one bad row does not block the rest
         if await _settle(reply_id) == "settled":
+            settled += 1
+    for document_id, run_id in stale_indexing:
+        if await _settle_indexing(document_id, run_id) == "settled":
             settled += 1
     return settled
 

@@ -1,4 +1,4 @@
-"""The ``embeddings`` queue: index a document, and reap documents whose worker went silent."""
+"""The ``embeddings`` queue: index a document, re-index runs, and reap documents whose worker went silent."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from core.db import async_session_scope
 from core.events import EventBus
 from core.redis import async_redis, sync_redis
 from core.settings import get_settings
-from services.knowledge import indexing, reaper
+from models import DocumentStatus
+from services.knowledge import indexing, reaper, reindex
 from services.knowledge.embedding import TransientEmbeddingError, get_embedder
 from services.knowledge.storage import get_storage
 from workers import loop
@@ -36,10 +37,19 @@ _settings = get_settings()
 def index_document(document_id: str, attempt: int = 1) -> str:
     indexer = indexing.Indexer(EventBus(sync_client=sync_redis()), get_storage(), get_embedder())
     try:
-        return indexer.run(uuid.UUID(document_id), attempt)
+        outcome = indexer.run(uuid.UUID(document_id), attempt)
     except SoftTimeLimitExceeded:
         job = indexing.Job(uuid.UUID(document_id), attempt, *_owner_fields(uuid.UUID(document_id)))
-        return indexer.fail(job, "Indexing took longer than the time limit")
+        outcome = indexer.fail(job, "Indexing took longer than the time limit")
+    if outcome in (DocumentStatus.ready.value, DocumentStatus.failed.value):
+        loop.run(_ended(uuid.UUID(document_id)), timeout=60)
+    return outcome
+
+
+async def _ended(document_id: uuid.UUID) -> None:
+    async with async_session_scope() as session:
+        await reindex.indexing_ended(session, document_id)
+    await complete_unit_of_work(session)
 
 
 def _owner_fields(document_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, str, str]:
@@ -51,6 +61,20 @@ def _owner_fields(document_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, str, st
         return doc.owner_id, doc.assistant_id, doc.storage_key, doc.content_type
 
 
+@celery_app.task(
+    name=TASKS.reindex_next, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5, acks_late=True
+)
+def reindex_next(run_id: str) -> str | None:
+    return loop.run(_reindex_next(uuid.UUID(run_id)), timeout=60)
+
+
+async def _reindex_next(run_id: uuid.UUID) -> str | None:
+    async with async_session_scope() as session:
+        document_id = await reindex.claim_next(session, EventBus(async_client=async_redis()), run_id)
+    await complete_unit_of_work(session)
+    return str(document_id) if document_id else None
+
+
 @celery_app.task(name=TASKS.reap_documents, autoretry_for=TRANSIENT, max_retries=2)
 def reap_documents() -> dict[str, int]:
     return loop.run(_reap(), timeout=120)
@@ -60,4 +84,8 @@ async def _reap() -> dict[str, int]:
     async with async_session_scope() as session:
         result = await reaper.reap_documents(session, EventBus(async_client=async_redis()))
     await complete_unit_of_work(session)
-    return {"retried": len(result.retried), "failed": len(result.failed)}
+    return {
+        "retried": len(result.retried),
+        "failed": len(result.failed),
+        "resumed_runs": len(result.resumed_runs),
+    }

@@ -39,7 +39,9 @@ class TASKS:
     embed_query = "chatai.llm.embed_query"
     index_document = "chatai.embeddings.index_document"
     reap_documents = "chatai.embeddings.reap_documents"
+    reindex_next = "chatai.embeddings.reindex_next"
     settle_reply = "chatai.billing.settle_reply"
+    settle_indexing = "chatai.billing.settle_indexing"
     sweep_holds = "chatai.billing.sweep_holds"
     reconcile_balances = "chatai.billing.reconcile_balances"
     telegram_handle_updates = "chatai.telegram.handle_updates"
@@ -56,7 +58,9 @@ ROUTES: dict[str, str] = {
     TASKS.embed_query: "llm",
     TASKS.index_document: "embeddings",
     TASKS.reap_documents: "embeddings",
+    TASKS.reindex_next: "embeddings",
     TASKS.settle_reply: "billing",
+    TASKS.settle_indexing: "billing",
     TASKS.sweep_holds: "billing",
     TASKS.reconcile_balances: "billing",
     TASKS.telegram_handle_updates: "telegram",

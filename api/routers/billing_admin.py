@@ -1,4 +1,4 @@
-"""Admin endpoints of billing: prices, manual top-ups, reconciliation findings."""
+"""Admin endpoints of billing: prices, manual top-ups, refunds of charges, reconciliation findings."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from api.billing_schemas import (
     PriceOut,
     PricesOut,
     ReconciliationOut,
+    RefundIn,
     TopupIn,
     TransactionOut,
 )
 from api.deps import AdminUser, SessionDep
+from services import audit
 from services.billing import accounts, pricing, reconcile
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+REFUNDED = "charge_refunded"
 
 
 @router.get("/prices", response_model=PricesOut)
@@ -39,6 +43,24 @@ async def topup(user_id: uuid.UUID, body: TopupIn, _: AdminUser, session: Sessio
     transaction = await accounts.admin_topup(
         session, user_id, body.amount_micros, body.reason, body.idempotency_key
     )
+    return TransactionOut.model_validate(transaction)
+
+
+@router.post(
+    "/transactions/{transaction_id}/refund",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TransactionOut,
+)
+async def refund(
+    transaction_id: uuid.UUID, body: RefundIn, admin: AdminUser, session: SessionDep
+) -> TransactionOut:
+    transaction = await accounts.refund_charge(
+        session, transaction_id, body.amount_micros, body.reason, body.idempotency_key
+    )
+    audit.record(
+        session, REFUNDED, actor_id=admin.id, subject=str(transaction_id),
+        details={"refund_id": str(transaction.id), "amount_micros": transaction.amount_micros},
+    )  # fmt: skip
     return TransactionOut.model_validate(transaction)
 
 

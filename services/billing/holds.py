@@ -48,7 +48,14 @@ def release_key(reply_id: uuid.UUID) -> str:
     return f"release:{reply_id}"
 
 
-async def place_hold(session: AsyncSession, owner_id: uuid.UUID, reply_id: uuid.UUID, amount: int) -> None:
+async def place_hold(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    amount: int,
+    key: str,
+    reference: str,
+    what: str = "a new reply",
+) -> None:
     """Reserve ``amount`` or raise ``InsufficientBalance``; one conditional UPDATE, no read-modify-write."""
     row = (
         await session.execute(
@@ -63,7 +70,7 @@ async def place_hold(session: AsyncSession, owner_id: uuid.UUID, reply_id: uuid.
         balance = await session.get(Balance, owner_id)
         available = balance.balance_micros - balance.held_micros if balance else 0
         raise InsufficientBalance(
-            "The balance does not cover a new reply",
+            f"The balance does not cover {what}",
             details={"required_micros": amount, "available_micros": available},
         )
     balance_after, held_after, currency = row
@@ -75,8 +82,8 @@ async def place_hold(session: AsyncSession, owner_id: uuid.UUID, reply_id: uuid.
             balance_after_micros=balance_after,
             held_after_micros=held_after,
             currency=currency,
-            idempotency_key=hold_key(reply_id),
-            reference=str(reply_id),
+            idempotency_key=key,
+            reference=reference,
         )
     )
     await session.flush()
@@ -88,7 +95,7 @@ async def hold_for_reply(session: AsyncSession, dialog: Dialog, reply_id: uuid.U
     assistant = await session.get_one(Assistant, dialog.assistant_id)
     price = await pricing.price_for(session, assistant.model)
     amount = pricing.hold_micros(price, assistant.system_prompt, content, assistant.max_tokens)
-    await place_hold(session, dialog.owner_id, reply_id, amount)
+    await place_hold(session, dialog.owner_id, amount, hold_key(reply_id), str(reply_id))
     return amount
 
 
@@ -164,7 +171,7 @@ _STALE_HOLDS = text(
     """
     SELECT h.reference FROM transactions h
     LEFT JOIN messages m ON m.id = CAST(h.reference AS uuid)
-    WHERE h.kind = 'hold' AND h.created_at BETWEEN :oldest AND :newest
+    WHERE h.kind = 'hold' AND h.created_at BETWEEN :oldest AND :newest AND h.idempotency_key LIKE 'hold:%'
       AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.idempotency_key = 'release:' || h.reference)
       AND (m.id IS NULL OR m.status IN ('completed', 'failed', 'cancelled'))
     ORDER BY h.created_at

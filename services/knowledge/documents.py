@@ -11,13 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
-from core.events import EventBus, user_topic
+from core.events import EventBus
 from core.settings import get_settings
 from models import Assistant, Document, DocumentStatus, User
 from services import assistants
+from services.billing import indexing as indexing_charges
 from services.errors import NotFound, TooLarge, UnsupportedType
 from services.knowledge import parsing, retrieval
-from services.knowledge.indexing import status_event
+from services.knowledge.indexing import announce_status
 from services.knowledge.storage import FileStorage, document_key
 from services.pagination import Page, newest_first, page_of
 from workers.registry import TASKS
@@ -55,6 +56,10 @@ async def upload(
     document.storage_key = document_key(owner.id, document.id)
     session.add(document)
     await session.flush()
+    # Before the file is stored: a 402 leaves nothing behind.
+    await indexing_charges.hold_for_indexing(
+        session, owner.id, document.id, None, indexing_charges.upload_token_estimate(len(data))
+    )
     await asyncio.to_thread(storage.put, document.storage_key, data)
     outbox.enqueue(session, TASKS.index_document, str(document.id), 1)
 
@@ -63,12 +68,7 @@ async def upload(
         await asyncio.to_thread(storage.delete, document.storage_key)
 
     outbox.on_dispatch_failure(session, undo)
-    event = status_event(document.id, DocumentStatus.queued, 0.0, None)
-
-    async def announce() -> None:
-        await bus.apublish(user_topic(owner.id), "document.status", event)
-
-    outbox.after_commit(session, announce)
+    announce_status(session, bus, document)
     return document
 
 

@@ -17,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from core import outbox
 from core.db import session_scope
 from core.events import EventBus, user_topic
 from core.settings import get_settings
@@ -47,6 +49,17 @@ def status_event(
     document_id: uuid.UUID, status: DocumentStatus, progress: float, error: str | None
 ) -> dict[str, Any]:
     return {"document_id": str(document_id), "status": status.value, "progress": progress, "error": error}
+
+
+def announce_status(session: AsyncSession, bus: EventBus, document: Document) -> None:
+    """Publish the document's status on its owner's topic once the unit of work has committed."""
+    topic = user_topic(document.owner_id)
+    event = status_event(document.id, document.status, document.progress, document.error)
+
+    async def publish() -> None:
+        await bus.apublish(topic, "document.status", event)
+
+    outbox.after_commit(session, publish)
 
 
 class Indexer:

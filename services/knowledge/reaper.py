@@ -3,7 +3,8 @@
 A document is silent when it is ``parsing`` or ``embedding`` without a heartbeat for
 ``document_silence_seconds`` (each embedded batch beats), or still ``queued`` ten times that long (its task
 was lost). It gets a new attempt (an old task, if ever redelivered, no longer matches and does nothing)
-until the attempts are spent; then it fails with a readable error.
+until the attempts are spent; then it fails with a readable error. Re-index runs that went quiet with
+documents still waiting get their chain started again.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
-from core.events import EventBus, user_topic
+from core.events import EventBus
 from core.settings import get_settings
 from models import Document, DocumentStatus
-from services.knowledge.indexing import status_event
+from services.knowledge import reindex
+from services.knowledge.indexing import announce_status
 from workers.registry import TASKS
 
 QUEUED_SILENCE_FACTOR = 10
@@ -30,6 +32,7 @@ WORKER_LOST = "The worker indexing this document stopped too many times; upload 
 class DocumentReapResult:
     retried: list[uuid.UUID]
     failed: list[uuid.UUID]
+    resumed_runs: list[uuid.UUID]
 
 
 async def reap_documents(session: AsyncSession, bus: EventBus, limit: int = 200) -> DocumentReapResult:
@@ -66,14 +69,6 @@ async def reap_documents(session: AsyncSession, bus: EventBus, limit: int = 200)
             outbox.enqueue(session, TASKS.index_document, str(document.id), document.attempt)
             retried.append(document.id)
         document.heartbeat_at = now
-        event = status_event(document.id, document.status, document.progress, document.error)
-        outbox.after_commit(session, _publisher(bus, user_topic(document.owner_id), event))
+        announce_status(session, bus, document)
     await session.flush()
-    return DocumentReapResult(retried, failed)
-
-
-def _publisher(bus: EventBus, topic: str, data: dict[str, object]):  # type: ignore[no-untyped-def]
-    async def publish() -> None:
-        await bus.apublish(topic, "document.status", data)
-
-    return publish
+    return DocumentReapResult(retried, failed, await reindex.resume_stalled_runs(session))

@@ -309,6 +309,62 @@ async def test_stripe_checkout_and_webhook_credit_once(
     assert r.status_code == 422
 
 
+async def test_admin_refunds_a_charge_never_beyond_it(
+    http: httpx.AsyncClient, billing_stack: Stack, database_url: str, workers: dict[str, Child]
+) -> None:
+    if "billing" not in workers:
+        start_billing(billing_stack, workers)
+    user = await signup(http, "refunded")
+    other = await signup(http, "bystander")
+    boss = await admin(http, database_url)
+    _, dialog_id = await new_dialog(http, user)
+    reply_id = (await post_message(http, user, dialog_id, "bill me [[tokens:40]]"))["reply"]["id"]
+    await poll_reply(http, user, reply_id)
+    await wait_settled(database_url, reply_id)
+    items = (await http.get("/api/balance/transactions", headers=user.headers)).json()["items"]
+    charge = next(t for t in items if t["kind"] == "charge")
+    topup = next(t for t in items if t["kind"] == "topup")
+    charged = -charge["amount_micros"]
+    path = f"/api/admin/transactions/{charge['id']}/refund"
+
+    r = await http.post(
+        path, json={"amount_micros": 1, "reason": "r", "idempotency_key": "k"}, headers=user.headers
+    )
+    assert r.status_code == 403
+    part = {"amount_micros": charged - 1, "reason": "slow answer", "idempotency_key": "ticket-7"}
+    first = await http.post(path, json=part, headers=boss.headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["kind"] == "refund" and first.json()["amount_micros"] == charged - 1
+    assert first.json()["reference"] == charge["id"]
+    again = await http.post(path, json=part, headers=boss.headers)
+    assert again.status_code == 201 and again.json() == first.json()
+    too_much = await http.post(
+        path, json={"amount_micros": 2, "reason": "more", "idempotency_key": "ticket-8"}, headers=boss.headers
+    )
+    assert too_much.status_code == 409 and too_much.json()["error"]["details"] == {"refundable_micros": 1}
+    rest = await http.post(
+        path, json={"reason": "the rest", "idempotency_key": "ticket-9"}, headers=boss.headers
+    )
+    assert rest.status_code == 201 and rest.json()["amount_micros"] == 1
+    r = await http.post(path, json={"reason": "again", "idempotency_key": "ticket-10"}, headers=boss.headers)
+    assert r.status_code == 409
+    r = await http.post(
+        f"/api/admin/transactions/{topup['id']}/refund",
+        json={"reason": "not a charge", "idempotency_key": "x"},
+        headers=boss.headers,
+    )
+    assert r.status_code == 409
+    r = await http.post(
+        "/api/admin/transactions/00000000-0000-0000-0000-000000000000/refund",
+        json={"reason": "missing", "idempotency_key": "x"},
+        headers=boss.headers,
+    )
+    assert r.status_code == 404
+    assert assert_consistent(database_url, user.user_id) == (SIGNUP_CREDIT, 0)
+    r = await http.get(f"/api/balance/transactions/{first.json()['id']}", headers=other.headers)
+    assert r.status_code == 404
+
+
 async def test_reconciliation_reports_a_corrupted_balance(
     http: httpx.AsyncClient, billing_stack: Stack, database_url: str, workers: dict[str, Child]
 ) -> None:
