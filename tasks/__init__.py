@@ -3,8 +3,13 @@ infrastructure hiccups (the errors below); domain faults are handled inside the 
 
 from __future__ import annotations
 
+import psycopg
+import psycopg_pool
 import redis
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-TRANSIENT = (OperationalError, PoolTimeout, redis.ConnectionError, redis.TimeoutError)
+TRANSIENT = (
+    OperationalError, PoolTimeout, psycopg.OperationalError, psycopg_pool.PoolTimeout,
+    redis.ConnectionError, redis.TimeoutError,
+)  # fmt: skip

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from core.db import async_session_scope
+from core.db import raw_connection
 from core.events import EventBus, dialog_topic
+from core.outbox import PendingTask
 from core.redis import async_redis
 from core.settings import get_settings
 from models import ReplyStatus
@@ -25,7 +26,7 @@ from services.chat.delivery import DeltaPublisher, delivered_text, frames_from_r
 from services.providers import get_provider
 from services.providers.base import ChatRequest, ProviderError, Usage
 from services.providers.tokens import estimate_tokens
-from workers.dispatch import complete_unit_of_work
+from workers.dispatch import send_all
 
 log = logging.getLogger("chatai.generation")
 
@@ -53,8 +54,8 @@ class Runtime:
             await asyncio.sleep(interval)
             try:
                 running = dict(self.running)
-                async with async_session_scope() as session:
-                    await replies.heartbeat(session, running)
+                async with raw_connection() as conn:
+                    await replies.heartbeat(conn, running)
                 # Also catches a cancel published before this process's subscription was ready.
                 for reply_id in running:
                     if await is_cancel_requested(reply_id):
@@ -77,8 +78,8 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
     """Generate one attempt of a reply; returns the outcome (a status, or ``skipped``)."""
     settings = get_settings()
     rt = runtime()
-    async with async_session_scope() as session:
-        job = await replies.claim(session, reply_id, attempt)
+    async with raw_connection() as conn:
+        job = await replies.claim(conn, reply_id, attempt)
     if job is None:
         return "skipped"
     rt.ensure_heartbeat()
@@ -167,10 +168,12 @@ async def _end(
     event_type: str, data: dict[str, object], **fields: object,
 ) -> str:  # fmt: skip
     error = data.get("error") if status == ReplyStatus.failed else None
-    async with async_session_scope() as session:
-        owned = await replies.finish(session, job, status, content, error=error, **fields)
-    await complete_unit_of_work(session)
-    if not owned:
+    async with raw_connection() as conn:
+        finished = await replies.finish(conn, job, status, content, error=error, **fields)  # type: ignore[arg-type]
+    if finished is None:
         return "lost"
+    if finished.follow_up:
+        tasks = [PendingTask(name, (str(job.reply_id),)) for name in finished.follow_up]
+        await asyncio.to_thread(send_all, tasks)
     await rt.bus.apublish(dialog_topic(job.dialog_id), event_type, {"reply_id": str(job.reply_id), **data})
     return status.value

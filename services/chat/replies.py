@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import outbox
+from core.db import async_session_scope
 from core.settings import get_settings
-from models import Message, ReplyStatus, TelegramSend
+from models import ReplyStatus
 from services.chat.prompt import build_prompt, knowledge_block, message_tokens
 from services.knowledge.embedding import embed_query_in_process
 from services.knowledge.retrieval import retrieve
@@ -43,16 +44,15 @@ class ClaimedReply:
 
 # One round trip: lock the reply if this attempt may take it, mark it generating, and read everything
 # the prompt needs (assistant, the user's message, the history before it, whether there is knowledge).
-_CLAIM_SQL = text(
-    """
+_CLAIM_SQL = """
     WITH target AS (
         SELECT id, started_at FROM messages
-        WHERE id = :reply_id AND role = 'assistant' AND attempt = :attempt
-          AND (status = 'queued' OR (status = 'generating' AND heartbeat_at < :silent_since))
+        WHERE id = %(reply_id)s AND role = 'assistant' AND attempt = %(attempt)s
+          AND (status = 'queued' OR (status = 'generating' AND heartbeat_at < %(silent_since)s))
         FOR UPDATE SKIP LOCKED
     )
     UPDATE messages AS r
-    SET status = 'generating', heartbeat_at = :now, started_at = coalesce(target.started_at, :now),
+    SET status = 'generating', heartbeat_at = %(now)s, started_at = coalesce(target.started_at, %(now)s),
         model = a.model
     FROM target, dialogs AS d, assistants AS a, messages AS u
     WHERE r.id = target.id AND d.id = r.dialog_id AND a.id = d.assistant_id AND u.id = r.reply_to_id
@@ -64,13 +64,14 @@ _CLAIM_SQL = text(
         (SELECT coalesce(json_agg(json_build_array(h.role, h.content) ORDER BY h.seq), '[]')
          FROM (SELECT role, content, seq FROM messages
                WHERE dialog_id = r.dialog_id AND seq < u.seq AND status = 'completed' AND content <> ''
-               ORDER BY seq DESC LIMIT :history) AS h) AS history
-    """
-)
+               ORDER BY seq DESC LIMIT %(history)s) AS h) AS history
+"""
 
 
-async def claim(session: AsyncSession, reply_id: uuid.UUID, attempt: int) -> ClaimedReply | None:
-    """Take the reply for this attempt, or ``None`` if it is terminal, newer, or alive elsewhere."""
+async def claim(conn: AsyncConnection[Any], reply_id: uuid.UUID, attempt: int) -> ClaimedReply | None:
+    """Take the reply for this attempt, or ``None`` if it is terminal, newer, or alive elsewhere.
+
+    Commits the claim; the knowledge passages, if the assistant has any, are retrieved after it."""
     settings = get_settings()
     now = datetime.now(UTC)
     params = {
@@ -80,12 +81,14 @@ async def claim(session: AsyncSession, reply_id: uuid.UUID, attempt: int) -> Cla
         "silent_since": now - timedelta(seconds=settings.reply_silence_seconds),
         "history": settings.llm_history_messages,
     }
-    row = (await session.execute(_CLAIM_SQL, params)).mappings().first()
+    row = await (await conn.execute(_CLAIM_SQL, params)).fetchone()
+    await conn.commit()
     if row is None:
         return None
     knowledge, passages, citations = "", None, []
     if row["has_knowledge"]:
-        knowledge, passages, citations = await _knowledge_for(session, row, settings.llm_context_tokens)
+        async with async_session_scope() as session:
+            knowledge, passages, citations = await _knowledge_for(session, row, settings.llm_context_tokens)
     messages = build_prompt(
         row["system_prompt"],
         [(role, content) for role, content in row["history"]],
@@ -136,47 +139,67 @@ async def _knowledge_for(
     return knowledge, passages, citations
 
 
-# A reply that a Telegram chat is waiting for is sent there by the telegram queue once it ends.
-_OWED_TO_TELEGRAM = (
-    select(TelegramSend.id).where(TelegramSend.reply_id == Message.id).exists().label("telegram")
-)
+_FINISH_SQL = """
+    UPDATE messages
+    SET status = %(status)s, content = %(content)s, completed_at = %(now)s, error = %(error)s,
+        prompt_tokens = %(prompt_tokens)s, completion_tokens = %(completion_tokens)s,
+        citations = coalesce(%(citations)s, citations)
+    WHERE id = %(reply_id)s AND attempt = %(attempt)s AND status = 'generating'
+    RETURNING EXISTS (SELECT 1 FROM telegram_sends WHERE telegram_sends.reply_id = messages.id) AS telegram
+"""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The attempt ended the reply; what it owes next runs on other queues."""
+
+    follow_up: list[str]  # task names, each called with the reply id
+
+
+def follow_up_tasks(telegram: bool) -> list[str]:
+    tasks = []
+    if get_settings().billing_enabled:
+        tasks.append(TASKS.settle_reply)  # its hold becomes the charge for what it used, once
+    if telegram:
+        tasks.append(TASKS.telegram_reply_finished)  # a Telegram chat is waiting for it
+    return tasks
 
 
 async def finish(
-    session: AsyncSession, job: ClaimedReply, status: ReplyStatus, content: str, **fields: Any
-) -> bool:
-    """End the attempt; ``False`` if it no longer owns the reply (nothing is written then)."""
-    result = await session.execute(
-        update(Message)
-        .where(
-            Message.id == job.reply_id,
-            Message.attempt == job.attempt,
-            Message.status == ReplyStatus.generating,
-        )
-        .values(status=status, content=content, completed_at=datetime.now(UTC), **fields)
-        .returning(Message.id, _OWED_TO_TELEGRAM)
-    )
-    row = result.first()
-    owned = row is not None
-    if owned and get_settings().billing_enabled:
-        # Its hold becomes the charge for what it used, once, in the billing queue.
-        outbox.enqueue(session, TASKS.settle_reply, str(job.reply_id))
-    if owned and row.telegram:
-        outbox.enqueue(session, TASKS.telegram_reply_finished, str(job.reply_id))
-    return owned
+    conn: AsyncConnection[Any],
+    job: ClaimedReply,
+    status: ReplyStatus,
+    content: str,
+    error: dict[str, Any] | None = None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+    citations: list[dict[str, Any]] | None = None,
+) -> Finished | None:
+    """End the attempt; ``None`` if it no longer owns the reply (nothing is written then)."""
+    params = {
+        "reply_id": job.reply_id,
+        "attempt": job.attempt,
+        "status": status.value,
+        "content": content,
+        "now": datetime.now(UTC),
+        "error": Jsonb(error) if error is not None else None,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "citations": Jsonb(citations) if citations is not None else None,
+    }
+    row = await (await conn.execute(_FINISH_SQL, params)).fetchone()
+    return None if row is None else Finished(follow_up_tasks(row["telegram"]))
 
 
-_HEARTBEAT_SQL = text(
-    """
+_HEARTBEAT_SQL = """
     UPDATE messages AS m SET heartbeat_at = now()
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) AS a(id, attempt)
+    FROM unnest(CAST(%(ids)s AS uuid[]), CAST(%(attempts)s AS int[])) AS a(id, attempt)
     WHERE m.id = a.id AND m.attempt = a.attempt AND m.status = 'generating'
-    """
-)
+"""
 
 
-async def heartbeat(session: AsyncSession, running: dict[uuid.UUID, int]) -> None:
+async def heartbeat(conn: AsyncConnection[Any], running: dict[uuid.UUID, int]) -> None:
     """One statement for every reply this process is generating."""
     if running:
         ids, attempts = zip(*running.items(), strict=True)
-        await session.execute(_HEARTBEAT_SQL, {"ids": list(ids), "attempts": list(attempts)})
+        await conn.execute(_HEARTBEAT_SQL, {"ids": list(ids), "attempts": list(attempts)})
