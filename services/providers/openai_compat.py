@@ -63,8 +63,8 @@ class OpenAICompatibleProvider:
                 stream_options={"include_usage": True},
             ) as response:
                 finished = False
-                async for data in _sse_data(response.iter_lines()):
-                    if data == "[DONE]":
+                async for data in _sse_data(response.iter_bytes()):
+                    if data == b"[DONE]":
                         finished = True
                         break
                     chunk = orjson.loads(data)
@@ -99,11 +99,18 @@ class OpenAICompatibleProvider:
         await self._client.close()
 
 
-async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The payloads of an SSE stream's ``data:`` lines."""
-    async for line in lines:
-        if line.startswith("data:"):
-            yield line[5:].strip()
+async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The payloads of an SSE stream's ``data:`` lines, split from the raw bytes (orjson reads bytes, so
+    nothing is decoded twice; a line may span chunks)."""
+    pending = b""
+    async for chunk in chunks:
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    if pending.startswith(b"data:"):
+        yield pending[5:].strip()
 
 
 def _status_error(exc: openai.APIStatusError) -> ProviderError:

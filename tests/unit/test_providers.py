@@ -11,7 +11,7 @@ from core.settings import Settings
 from services.providers import close_providers, get_provider
 from services.providers.base import ChatMessage, ChatRequest, ProviderError, Usage
 from services.providers.offline import OfflineProvider
-from services.providers.openai_compat import OpenAICompatibleProvider
+from services.providers.openai_compat import OpenAICompatibleProvider, _sse_data
 from services.providers.tokens import estimate_tokens
 
 
@@ -104,3 +104,11 @@ async def test_factory_requires_a_key_for_the_openai_api(settings: Settings) -> 
     with pytest.raises(ProviderError) as caught:
         get_provider("nonsense", settings)
     assert caught.value.code == "llm_not_configured"
+
+
+async def test_sse_data_lines_split_across_chunks_and_crlf() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for part in (b'data: {"a"', b": 1}\r\n\r\n: comment\r\nda", b"ta: [DONE]"):
+            yield part
+
+    assert [data async for data in _sse_data(chunks())] == [b'{"a": 1}', b"[DONE]"]
