@@ -33,6 +33,14 @@ async def is_cancel_requested(reply_id: uuid.UUID) -> bool:
     return bool(await async_redis().exists(_key(reply_id)))
 
 
+async def cancel_requested_among(reply_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Which of these replies have a cancel request, in one round trip."""
+    if not reply_ids:
+        return []
+    flags = await async_redis().mget([_key(reply_id) for reply_id in reply_ids])
+    return [reply_id for reply_id, flag in zip(reply_ids, flags, strict=True) if flag is not None]
+
+
 class CancelWatcher:
     """Maps reply ids running in this process to events set when a cancel arrives."""
 

@@ -21,7 +21,7 @@ from core.redis import async_redis
 from core.settings import get_settings
 from models import ReplyStatus
 from services.chat import replies
-from services.chat.cancellation import CancelWatcher, is_cancel_requested
+from services.chat.cancellation import CancelWatcher, cancel_requested_among, is_cancel_requested
 from services.chat.delivery import DeltaPublisher, delivered_text, frames_from_replay
 from services.providers import get_provider
 from services.providers.base import ChatRequest, ProviderError, Usage
@@ -57,9 +57,8 @@ class Runtime:
                 async with raw_connection() as conn:
                     await replies.heartbeat(conn, running)
                 # Also catches a cancel published before this process's subscription was ready.
-                for reply_id in running:
-                    if await is_cancel_requested(reply_id):
-                        self.watcher.watch_existing(reply_id)
+                for reply_id in await cancel_requested_among(list(running)):
+                    self.watcher.watch_existing(reply_id)
             except Exception:
                 log.exception("heartbeat failed")
 
