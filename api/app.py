@@ -19,6 +19,7 @@ from api.routers import (
     health,
     knowledge,
     knowledge_admin,
+    metrics,
     telegram,
     ws,
 )
@@ -26,7 +27,9 @@ from api.security import install_security
 from api.ws_hub import Hub
 from core.db import async_engine
 from core.logging import configure_logging
+from core.metrics import HttpMetricsMiddleware, register_api_collectors
 from core.settings import get_settings
+from workers.registry import QUEUES
 
 
 @asynccontextmanager
@@ -55,8 +58,12 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     install_security(app)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost, so a request's duration includes every other middleware.
+    app.add_middleware(HttpMetricsMiddleware)
+    register_api_collectors(settings.broker_url, QUEUES)
     routers = (
         health,
+        metrics,
         auth,
         assistants,
         dialogs,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from core.events import EventBus, channel_name, stream_key
+from core.metrics import EVENT_BUS_LAG
 from core.redis import async_redis
 from core.settings import Settings, get_settings
 
@@ -271,6 +273,8 @@ class Hub:
     def _fan_out(self, channel: str, text: str) -> None:
         event_id = text[7 : text.index('"', 7)]  # frames start with {"id":"<id>",
         key = event_key(event_id)
+        # The id's first part is the append time on Redis's clock: lag from the worker's append to here.
+        EVENT_BUS_LAG.observe(max(0.0, time.time() - key[0] / 1000))
         for sub in list(self._channels.get(channel, ())):
             if sub.buffer is None:
                 if (sub.key is None or key > sub.key) and sub.client.send(text, event=True):

@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     stripe_cancel_url: str | None = None  # default: public_base_url + "/billing/cancel"
 
     # Operators.
+    # Each worker process serves /metrics on metrics_port + its queue's offset (llm 1, embeddings 2,
+    # telegram 3, billing 4, analytics 5) unless worker_metrics_port names its port; 0 turns them off.
+    metrics_port: int = 9400
+    worker_metrics_port: int | None = None
     flower_port: int = 5555
     flower_basic_auth: str = "admin:admin"
     log_level: str = "INFO"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,14 +12,17 @@ from core.logging import request_id_var
 from core.outbox import PendingTask
 from workers.registry import queue_for
 
+log = logging.getLogger("chatai.dispatch")
+
 
 def send(task: PendingTask) -> None:
     from workers.app import celery_app
 
     headers = {"request_id": request_id_var.get()}
-    celery_app.send_task(
-        task.name, args=list(task.args), queue=queue_for(task.name), headers=headers, **task.options
-    )
+    queue = queue_for(task.name)
+    sent = celery_app.send_task(task.name, args=list(task.args), queue=queue, headers=headers, **task.options)
+    # Ties the request id to the task id, so one chat turn can be followed into the worker's log.
+    log.info("task sent", extra={"task_name": task.name, "queue": queue, "sent_task_id": sent.id})
 
 
 def send_all(tasks: list[PendingTask]) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Any
 
 from celery import signals
 
+from core import metrics
 from core.db import reset_engines
 from core.logging import configure_logging, request_id_var, task_id_var
 from core.redis import reset_clients
 from core.settings import get_settings
 from workers.loop import forget_loop
+from workers.registry import QUEUES, ROUTES
 
 log = logging.getLogger("chatai.worker")
 
@@ -34,9 +38,80 @@ def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -
     task_id_var.set(task_id)
     request = getattr(task, "request", None)
     request_id_var.set(getattr(request, "request_id", None) if request else None)
+    if task_id is not None and request is not None:
+        _task_started[task_id] = time.perf_counter()
+        sent_at = getattr(request, "sent_at", None)
+        # A delayed retry waited on purpose; only a first delivery's wait measures the queue.
+        if isinstance(sent_at, int | float) and not request.eta and not request.retries:
+            metrics.TASK_QUEUE_WAIT.labels(*_labels(task)).observe(max(0.0, time.time() - sent_at))
 
 
 @signals.task_postrun.connect
-def _unbind_task_context(**_: Any) -> None:
+def _unbind_task_context(
+    task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any
+) -> None:
     task_id_var.set(None)
     request_id_var.set(None)
+    started = _task_started.pop(task_id, None) if task_id else None
+    if task is not None and started is not None:
+        queue, name = _labels(task)
+        metrics.TASK_DURATION.labels(queue, name).observe(time.perf_counter() - started)
+        metrics.TASKS_TOTAL.labels(queue, name, (state or "unknown").lower()).inc()
+
+
+@signals.task_retry.connect
+def _count_retry(sender: Any = None, **_: Any) -> None:
+    if sender is not None:
+        metrics.TASK_RETRIES.labels(*_labels(sender)).inc()
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+_task_started: dict[str, float] = {}  # task id → start; a threads pool runs many at once
+
+
+def _labels(task: Any) -> tuple[str, str]:
+    name: str = getattr(task, "name", None) or "unknown"
+    return ROUTES.get(name, "unknown"), name
+
+
+@signals.before_task_publish.connect
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    # Every send (the API, beat, a retry) carries its time: queue wait and the oldest message's age.
+    if headers is not None:
+        headers["sent_at"] = time.time()
+
+
+def metrics_port(queue: str) -> int | None:
+    settings = get_settings()
+    if settings.worker_metrics_port is not None:
+        return settings.worker_metrics_port or None
+    if not settings.metrics_port or queue not in QUEUES:
+        return None
+    return settings.metrics_port + 1 + list(QUEUES).index(queue)
+
+
+@signals.celeryd_after_setup.connect
+def _serve_metrics(instance: Any = None, **_: Any) -> None:
+    queues = sorted(instance.app.amqp.queues.consume_from) if instance is not None else []
+    port = metrics_port(queues[0]) if len(queues) == 1 else get_settings().worker_metrics_port
+    if not port:
+        return
+    if metrics.in_multiprocess_mode():
+        registry = metrics.multiprocess_registry()
+    else:
+        registry = metrics.REGISTRY
+        registry.register(metrics.DatabasePoolCollector())
+    try:
+        metrics.serve(port, registry)
+    except OSError as exc:
+        # A busy port must not stop the worker from consuming; the scrape target shows it down.
+        log.warning("metrics endpoint not started on port %s: %s", port, exc)
+        return
+    log.info("metrics on port %s", port)
+
+
+@signals.worker_process_shutdown.connect
+def _forget_child_metrics(pid: int | None = None, **_: Any) -> None:
+    if metrics.in_multiprocess_mode():
+        metrics.multiprocess.mark_process_dead(pid or os.getpid())

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from core import metrics
 from core.db import raw_connection
 from core.events import EventBus, dialog_topic
+from core.logging import request_id_var
 from core.outbox import PendingTask
 from core.redis import async_redis
 from core.settings import get_settings
@@ -93,7 +95,9 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
             )
         publisher = DeltaPublisher(rt.bus, topic, reply_id, settings.delta_coalesce_ms / 1000, delivered)
         if not job.resumed:
-            await rt.bus.apublish(topic, "reply.started", {"reply_id": str(reply_id)})
+            # The request id lets one turn be followed from the API's log through the worker to here.
+            started_data = {"reply_id": str(reply_id), "request_id": request_id_var.get()}
+            await rt.bus.apublish(topic, "reply.started", started_data)
         if await is_cancel_requested(reply_id):
             cancelled.set()
         try:
@@ -105,6 +109,7 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
                 rt, job, ReplyStatus.cancelled, content, "reply.cancelled", {"content": content}
             )
         except ProviderError as exc:
+            metrics.LLM_PROVIDER_ERRORS.labels(exc.code).inc()
             await publisher.finish()
             error = {"code": exc.code, "message": exc.message}
             return await _end(rt, job, ReplyStatus.failed, publisher.text, "reply.failed", {"error": error})
@@ -115,6 +120,7 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
         content = await publisher.finish()
         if usage is None:
             usage = Usage(sum(estimate_tokens(m["content"]) for m in job.messages), estimate_tokens(content))
+        metrics.count_tokens(job.model, usage.prompt_tokens, usage.completion_tokens)
         result = {
             "content": content,
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
@@ -142,18 +148,23 @@ async def _stream_with_retries(
         stop=stop_after_attempt(settings.llm_max_attempts),
         wait=wait_exponential_jitter(initial=settings.llm_retry_base_seconds, max=10),
         reraise=True,
+        before_sleep=metrics.count_retried_provider_error,
     )
     async for attempt in retrying:
         with attempt:
             publisher.restart()
             usage: Usage | None = None
             started = time.monotonic()
+            first = True
             async for item in provider.stream(request):
                 if cancelled.is_set():
                     raise _Cancelled
                 if isinstance(item, Usage):
                     usage = item
                 else:
+                    if first:
+                        first = False
+                        metrics.observe_first_token(job.model, time.monotonic() - started)
                     publisher.feed(item)
             log.debug("stream done in %.3fs", time.monotonic() - started)
             if cancelled.is_set():
