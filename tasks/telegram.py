@@ -57,11 +57,13 @@ def deliver_chat(self: Task, chat_row_id: str, failures: int = 0) -> None:
 def reply_finished(reply_id: str) -> None:
     chat_row_id = loop.run(sending.chat_of_reply(uuid.UUID(reply_id)), timeout=TIME_LIMIT)
     if chat_row_id is not None:
-        deliver_chat.delay(str(chat_row_id))
+        outcome = loop.run(sending.deliver_chat(chat_row_id), timeout=TIME_LIMIT)
+        _follow(None, str(chat_row_id), outcome, 0)
 
 
-def _follow(task: Task, chat_row_id: str, outcome: sending.Outcome, failures: int) -> None:
-    """Run again when the outcome asks to; transient send errors count, up to the configured attempts."""
+def _follow(task: Task | None, chat_row_id: str, outcome: sending.Outcome, failures: int) -> None:
+    """Run the chat's delivery again when the outcome asks to; transient send errors count, up to the
+    configured attempts."""
     if outcome.retry_in is None:
         return
     if outcome.error is not None:
@@ -70,6 +72,9 @@ def _follow(task: Task, chat_row_id: str, outcome: sending.Outcome, failures: in
             loop.run(sending.fail_head(uuid.UUID(chat_row_id), outcome.error), timeout=TIME_LIMIT)
             failures = 0
     countdown = outcome.retry_in * (2 ** max(0, failures - 1)) if outcome.error else outcome.retry_in
+    if task is None:
+        deliver_chat.apply_async((chat_row_id, failures), countdown=countdown)
+        return
     raise task.retry(args=(chat_row_id, failures), countdown=countdown, max_retries=None)
 
 
