@@ -138,6 +138,12 @@ def up() -> None:
     from core.settings import get_settings
 
     settings = get_settings()
+    from workers.checks import check_configured
+
+    # A queue that tasks are routed to but no worker consumes would fill up silently.
+    problems = check_configured(PROJECT_ROOT / PROCFILE)
+    if problems:
+        raise StackError("; ".join(problems))
     data_dir = settings.data_dir.absolute()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["CHATAI_DATA_DIR"] = str(data_dir)

@@ -4,6 +4,7 @@ follows Redis going away and coming back."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.events import EventBus, dialog_topic
 from tests.e2e.test_dependencies_down import RedisServer
 from tests.fixtures.api import WsClient, new_dialog, poll_reply, signup
-from tests.fixtures.processes import free_port, wait_for
+from tests.fixtures.processes import ROOT, free_port, python_argv, wait_for
 from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
 
 WORKER_METRICS_PORT = free_port()
@@ -171,3 +172,15 @@ def test_readiness_follows_redis(database_url: str, log_dir: Path) -> None:
     finally:
         system.stop()
         server.stop()
+
+
+def test_liveness_check_sees_the_consuming_worker(stack: Stack) -> None:
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = python_argv("-m", "workers.checks", "alive", "--timeout", "3", *args)
+        return subprocess.run(argv, env=stack.env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+    assert check("--queue", "llm").returncode == 0
+    missing = check("--queue", "llm", "--queue", "billing")
+    assert missing.returncode == 1 and "'billing'" in missing.stderr and "'llm'" not in missing.stderr
+    elsewhere = check("--queue", "llm", "--host", "no-such-host")
+    assert elsewhere.returncode == 1
