@@ -60,6 +60,9 @@ def main() -> None:
     if QUEUES[queue].pool == "prefork":
         # Must be in the environment before prometheus_client is imported by the worker.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(multiprocess_metrics_dir(queue))
+    else:
+        # One process: its metrics stay in memory (and its DB pool collector works).
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     argv = worker_argv(queue, sys.argv[2:])
     os.execv(argv[0], argv)
 
