@@ -4,7 +4,10 @@ follows Redis going away and coming back."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.events import EventBus, dialog_topic
 from tests.e2e.test_dependencies_down import RedisServer
 from tests.fixtures.api import WsClient, new_dialog, poll_reply, signup
-from tests.fixtures.processes import ROOT, free_port, python_argv, wait_for
+from tests.fixtures.processes import ROOT, Child, free_port, python_argv, wait_for
 from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
 
 WORKER_METRICS_PORT = free_port()
@@ -33,6 +36,15 @@ def stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Path) -> Iterat
     env = {**stack_env, **fake_llm.env, "CHATAI_WORKER_METRICS_PORT": str(WORKER_METRICS_PORT)}
     with running_stack(env, log_dir) as system:
         yield system
+
+
+def promtool_accepts(url: str) -> None:
+    """``promtool check metrics`` on an endpoint's text, where promtool is installed."""
+    if shutil.which("promtool") is None:
+        return
+    text = httpx.get(url, timeout=10).text
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def scrape(url: str) -> Samples:
@@ -110,6 +122,8 @@ async def test_metrics_change_with_a_chat_turn(client: httpx.AsyncClient, stack:
     assert value(worker_after, tokens, kind="prompt") > value(worker_before, tokens, kind="prompt")
     assert value(worker_after, "chatai_db_pool_in_use", pool="psycopg") >= 0
     assert value(worker_after, "chatai_db_pool_max", pool="psycopg") > 0
+    promtool_accepts(api_url)
+    promtool_accepts(worker_url)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -154,6 +168,8 @@ async def test_one_request_id_follows_a_turn(
 
 
 def test_readiness_follows_redis(database_url: str, log_dir: Path) -> None:
+    for old in (log_dir / "redis-outage").glob("*.log"):
+        old.unlink()
     server = RedisServer()
     server.start()
     system = Stack(base_env(database_url, server.url, log_dir / "redis-outage"), log_dir / "redis-outage")
@@ -184,3 +200,60 @@ def test_liveness_check_sees_the_consuming_worker(stack: Stack) -> None:
     assert missing.returncode == 1 and "'billing'" in missing.stderr and "'llm'" not in missing.stderr
     elsewhere = check("--queue", "llm", "--host", "no-such-host")
     assert elsewhere.returncode == 1
+
+
+def test_prefork_worker_serves_its_childrens_metrics(stack_env: dict[str, str], log_dir: Path) -> None:
+    port = free_port()
+    for old in (log_dir / "prefork").glob("*.log"):  # waits read the log: no earlier run's lines
+        old.unlink()
+    system = Stack({**stack_env, "CHATAI_WORKER_METRICS_PORT": str(port)}, log_dir / "prefork")
+    try:
+        # Through workers.run, as every deployment starts workers: it sets up the multiprocess mode.
+        argv = python_argv("-m", "workers.run", "embeddings", "-l", "INFO")
+        worker = system._spawn("worker-embeddings", argv)
+        worker.wait_for_log(" ready.", timeout=60)
+        # The reaper of silent documents runs in a pool child; the parent's endpoint must show it.
+        code = "from workers.app import celery_app; celery_app.send_task('chatai.embeddings.reap_documents')"
+        subprocess.run(python_argv("-c", code), env=system.env, cwd=ROOT, check=True, timeout=60)
+        labels = {"queue": "embeddings", "task": "chatai.embeddings.reap_documents", "outcome": "success"}
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_for(lambda: value(scrape(url), "chatai_tasks_total", **labels) == 1, 60, "the child's count")
+        mmap_files = list((Path(stack_env["CHATAI_DATA_DIR"]) / "prometheus").glob("embeddings-*/*.db"))
+        assert mmap_files, "prefork metrics are not in multiprocess mode"
+        promtool_accepts(url)
+    finally:
+        system.stop()
+
+
+def test_flower_from_the_procfile_asks_for_credentials(stack: Stack) -> None:
+    procfile = (ROOT / "deploy" / "Procfile").read_text().splitlines()
+    line = next(ln for ln in procfile if ln.startswith("flower:"))
+    port = free_port()
+    env = {
+        **stack.env,
+        "CHATAI_FLOWER_PORT": str(port),
+        "CHATAI_FLOWER_BASIC_AUTH": "ops:flower-test-password",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    flower = Child("flower", ["bash", "-c", f"exec {line.partition(':')[2].strip()}"], env, stack.log_dir)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if flower.proc.poll() is not None:
+            raise RuntimeError(f"flower exited:\n{flower.log_text()[-3000:]}")
+        try:
+            return httpx.get(f"{base}/healthcheck", timeout=2).status_code in (200, 401)
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(answers, 60, "Flower to answer")
+        assert httpx.get(f"{base}/workers", timeout=10).status_code == 401
+        auth = ("ops", "flower-test-password")
+        assert httpx.get(f"{base}/workers", auth=auth, timeout=10).status_code == 200
+        assert httpx.get(f"{base}/workers", auth=("ops", "wrong"), timeout=10).status_code == 401
+        r = httpx.get(f"{base}/metrics", auth=auth, timeout=10)
+        assert r.status_code == 200
+        assert any(f.name.startswith("flower_") for f in text_string_to_metric_families(r.text))
+    finally:
+        flower.stop()

@@ -216,12 +216,10 @@ def test_scrape_config_covers_every_process_on_its_port() -> None:
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_promtool_accepts_the_rules() -> None:
-    result = subprocess.run(
-        ["promtool", "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
-        capture_output=True,
-        text=True,
-    )
+def test_promtool_accepts_the_config_and_rules() -> None:
+    # check config also checks the rule files it names.
+    config = DEPLOY / "prometheus" / "prometheus.yml"
+    result = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
