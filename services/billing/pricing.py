@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,13 +23,12 @@ def cost_micros(price: Price, prompt_tokens: int, completion_tokens: int) -> int
 
 async def price_for(session: AsyncSession, model: str | None) -> Price:
     """The model's price, or the default row ``*`` for models without one."""
-    rows = (
-        await session.scalars(
-            select(Price).where(Price.model.in_([model or DEFAULT_PRICE_MODEL, DEFAULT_PRICE_MODEL]))
-        )
-    ).all()
+    wanted = model or DEFAULT_PRICE_MODEL
+    # Two equalities rather than IN: an IN list is re-rendered on every execution.
+    query = select(Price).where(or_(Price.model == wanted, Price.model == DEFAULT_PRICE_MODEL))
+    rows = (await session.scalars(query)).all()
     by_model = {row.model: row for row in rows}
-    price = by_model.get(model or DEFAULT_PRICE_MODEL) or by_model.get(DEFAULT_PRICE_MODEL)
+    price = by_model.get(wanted) or by_model.get(DEFAULT_PRICE_MODEL)
     if price is None:  # the migration seeds "*"; an admin may not delete it, but be safe: free
         return Price(model=DEFAULT_PRICE_MODEL, input_micros_per_mtok=0, output_micros_per_mtok=0,
                      currency=get_settings().billing_currency)  # fmt: skip
