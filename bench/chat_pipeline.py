@@ -65,6 +65,7 @@ class Config:
     deflate: bool = True  # WebSocket permessage-deflate, as browsers and the ``websockets`` client offer
     client_procs: int = 1
     owners: int = 10  # users owning the dialogs (each POST holds its owner's balance row)
+    api_processes: int = 1  # uvicorn --workers
     # 1. baselines
     ttft_streams: int = 50
     ttft_seconds: float = 10.0
@@ -530,7 +531,8 @@ def render(cfg: Config, report: Report, elapsed: float, statuses: dict[str, int]
     ]
     lines += [
         "",
-        "Settings: one uvicorn API process; one llm worker process (`workers.run.worker_argv`, threads pool "
+        f"Settings: {cfg.api_processes} uvicorn API process(es); one llm worker process "
+        "(`workers.run.worker_argv`, threads pool "
         f"-c {cfg.llm_concurrency}), `CHATAI_LLM_PROVIDER=openai` against the fake LLM (separate process), "
         f"`CHATAI_LOG_LEVEL={cfg.log_level}`, delta coalescing at the default "
         f"{Settings().delta_coalesce_ms:g} ms; embedded Postgres "
@@ -565,6 +567,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--concurrency", type=int, default=None, help="threads of the llm worker")
     parser.add_argument("--no-deflate", action="store_true", help="WebSockets without permessage-deflate")
     parser.add_argument("--log-level", default=None, help="CHATAI_LOG_LEVEL of the API and worker")
+    parser.add_argument("--api-procs", type=int, default=None, help="API processes (uvicorn --workers)")
     parser.add_argument("--phases", default=None, help="comma-separated subset of " + ",".join(Config.phases))
     parser.add_argument(
         "--py-spy",
@@ -601,6 +604,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         changes["deflate"] = False
     if args.log_level:
         changes["log_level"] = args.log_level
+    if args.api_procs is not None:
+        changes["api_processes"] = args.api_procs
     if args.phases:
         changes["phases"] = tuple(p.strip() for p in args.phases.split(",") if p.strip())
     if args.py_spy:
@@ -622,7 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     started = time.monotonic()
     report = Report()
-    stack = BenchStack(cfg.redis_url, cfg.llm_concurrency, cfg.log_level, dict(cfg.extra_env))
+    stack = BenchStack(
+        cfg.redis_url, cfg.llm_concurrency, cfg.log_level, dict(cfg.extra_env), cfg.api_processes
+    )
     statuses: dict[str, int] = {}
     try:
         print("starting Postgres, fake LLM, API and llm worker …", file=sys.stderr, flush=True)

@@ -39,8 +39,10 @@ class BenchStack:
         llm_concurrency: int,
         log_level: str = "INFO",
         extra_env: dict[str, str] | None = None,
+        api_processes: int = 1,
     ) -> None:
         self.redis_url = redis_url
+        self.api_processes = api_processes
         self.extra_env = extra_env or {}
         self.llm_concurrency = llm_concurrency
         self.log_level = log_level
@@ -70,7 +72,7 @@ class BenchStack:
             CHATAI_LLM_API_KEY=API_KEY,
         )
         self.stack = Stack(env, LOG_DIR)
-        self.api = self.stack.start_api()
+        self.api = self.stack.start_api(self.api_processes)
         self.worker = self.start_llm_worker()
 
     def start_llm_worker(self) -> Child:
