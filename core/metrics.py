@@ -158,22 +158,32 @@ class BrokerQueueCollector(Collector):
         self._client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
         self._queues = list(queues)
 
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily("chatai_queue_depth", "Messages waiting in the queue", labels=["queue"]),
+            GaugeMetricFamily(
+                "chatai_queue_oldest_message_age_seconds",
+                "Age of the oldest message waiting in the queue (0 when empty)",
+                labels=["queue"],
+            ),
+            GaugeMetricFamily(
+                "chatai_queue_unacked", "Delivered to a worker, not yet acknowledged", labels=["queue"]
+            ),
+            GaugeMetricFamily(
+                "chatai_queue_oldest_unacked_age_seconds",
+                "Age of the oldest delivered, unacknowledged message (0 when none)",
+                labels=["queue"],
+            ),
+            GaugeMetricFamily("chatai_broker_up", "1 when the last scrape could read the broker"),
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Registration asks for names here instead of reading the broker.
+        yield from self._families()
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        depth = GaugeMetricFamily("chatai_queue_depth", "Messages waiting in the queue", labels=["queue"])
-        oldest = GaugeMetricFamily(
-            "chatai_queue_oldest_message_age_seconds",
-            "Age of the oldest message waiting in the queue (0 when empty)",
-            labels=["queue"],
-        )
-        unacked = GaugeMetricFamily(
-            "chatai_queue_unacked", "Messages delivered to a worker, not yet acknowledged", labels=["queue"]
-        )
-        unacked_age = GaugeMetricFamily(
-            "chatai_queue_oldest_unacked_age_seconds",
-            "Age of the oldest delivered, unacknowledged message (0 when none)",
-            labels=["queue"],
-        )
-        up = GaugeMetricFamily("chatai_broker_up", "1 when the last scrape could read the broker")
+        depth, oldest, unacked, unacked_age, up = self._families()
         try:
             now = time.time()
             pipe = self._client.pipeline(transaction=False)
@@ -227,11 +237,20 @@ class BrokerQueueCollector(Collector):
 class DatabasePoolCollector(Collector):
     """Connections in use and the pool limit, for the engines this process has created."""
 
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("chatai_db_pool_in_use", "Connections checked out", labels=["pool"]),
+            GaugeMetricFamily("chatai_db_pool_max", "Most connections the pool opens", labels=["pool"]),
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families()
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from core import db
 
-        in_use = GaugeMetricFamily("chatai_db_pool_in_use", "Connections checked out", labels=["pool"])
-        limit = GaugeMetricFamily("chatai_db_pool_max", "Most connections the pool opens", labels=["pool"])
+        in_use, limit = self._families()
         # Only engines already made: a scrape must never open a database connection.
         if db.async_engine.cache_info().currsize:
             pool: Any = db.async_engine().pool

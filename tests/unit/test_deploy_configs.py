@@ -27,7 +27,6 @@ import api.ws_hub  # noqa: F401  (registers the WebSocket metrics)
 import services.billing.reconcile  # noqa: F401  (registers the reconciliation counter)
 from core import metrics
 from core.settings import Settings
-from tests.conftest import REDIS_BASE
 from tests.fixtures.processes import ROOT
 from workers.registry import QUEUES
 
@@ -43,8 +42,8 @@ def _longest_task_seconds() -> int:
 
 def _exported_sample_names() -> set[str]:
     families = list(REGISTRY.collect())
-    families += metrics.BrokerQueueCollector(f"{REDIS_BASE}/0", QUEUES).collect()
-    families += metrics.DatabasePoolCollector().collect()
+    families += metrics.BrokerQueueCollector("redis://127.0.0.1:1/0", QUEUES).describe()
+    families += metrics.DatabasePoolCollector().describe()
     suffixes = {"histogram": ("_bucket", "_count", "_sum"), "counter": ("_total",)}
     return {f.name + s for f in families for s in suffixes.get(f.type, ("",))}
 
