@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # Added to every limit window, so clock and network jitter never push a send over Telegram's limit.
     telegram_limit_margin_seconds: float = 0.05
     telegram_send_max_attempts: int = 5
+    # Replies of one bot generated but not yet sent; a bot's further messages wait in its own queue, so a
+    # bot sent more than it may answer does not fill the llm queue ahead of other bots.
+    telegram_bot_replies_in_flight: int = 60
     telegram_poll_timeout_seconds: int = 25
     telegram_poll_lease_seconds: float = 15.0
     telegram_webhook_check_seconds: float = 300.0
@@ -141,6 +144,22 @@ class Settings(BaseSettings):
     reply_max_attempts: int = 3
     reaper_interval_seconds: float = 15.0
     idempotency_window_seconds: int = 24 * 3600
+
+    # Scheduler (beat). Only the beat process holding the Redis lock sends jobs; a standby takes over
+    # about one TTL after the active one dies.
+    beat_lock_ttl_seconds: float = 30.0
+    # Rollups recompute the current and previous period each run (idempotent upserts), so a period is
+    # final one run after it ends.
+    analytics_enabled: bool = True
+    analytics_hourly_rollup_seconds: float = 600.0
+    analytics_daily_rollup_seconds: float = 3600.0
+    # A ping to every queue; a queue whose ping is not consumed within canary_stale_seconds is flagged.
+    canary_enabled: bool = True
+    canary_interval_seconds: float = 60.0
+    canary_stale_seconds: float = 180.0
+    # Retention: dialogs whose last activity is older than this many days are deleted (unset: kept).
+    dialog_retention_days: int | None = None
+    retention_interval_seconds: float = 3600.0
 
     # Billing. Off means no holds and no charges (benchmarks compare the accept path with and without).
     billing_enabled: bool = True

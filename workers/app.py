@@ -38,6 +38,8 @@ def create_celery() -> Celery:
         },
         # A publish that cannot reach the broker fails fast so the API can answer 503.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        # Only the beat process holding the Redis lock sends periodic jobs (scheduler/lock.py).
+        beat_scheduler="scheduler.lock:LockedScheduler",
         timezone="UTC",
         enable_utc=True,
     )
