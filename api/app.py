@@ -11,6 +11,7 @@ from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
 from api.routers import (
     admin_users,
+    analytics,
     assistants,
     auth,
     billing,
@@ -74,6 +75,7 @@ def create_app() -> FastAPI:
         billing_admin,
         admin_users,
         telegram,
+        analytics,
     )
     for module in routers:
         app.include_router(module.router)

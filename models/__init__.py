@@ -1,5 +1,6 @@
 """All ORM models; importing this package registers every table on ``Base.metadata``."""
 
+from models.analytics import UsageRollup
 from models.assistant import Assistant
 from models.audit import AuditEvent
 from models.base import Base
@@ -50,5 +51,6 @@ __all__ = [
     "Transaction",
     "TransactionKind",
     "UsageRecord",
+    "UsageRollup",
     "User",
 ]

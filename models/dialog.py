@@ -53,6 +53,7 @@ class Message(IdMixin, TimestampMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_dialog_seq", "dialog_id", "seq"),
+        Index("ix_messages_created_at", "created_at"),  # analytics rollups read a time range
         Index(
             "uq_messages_owner_idempotency_key",
             "owner_id",

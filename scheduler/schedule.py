@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.settings import Settings
+from scheduler.jobs import maintenance_schedule
 from workers.registry import ROUTES, TASKS
 
 
@@ -31,6 +32,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             },
         },
         **_billing_schedule(settings),
+        **maintenance_schedule(settings),
     }
 
 

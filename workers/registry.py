@@ -48,6 +48,11 @@ class TASKS:
     telegram_deliver = "chatai.telegram.deliver_chat"
     telegram_reply_finished = "chatai.telegram.reply_finished"
     telegram_check_webhooks = "chatai.telegram.check_webhooks"
+    rollup_hourly = "chatai.analytics.rollup_hourly"
+    rollup_daily = "chatai.analytics.rollup_daily"
+    retention_cleanup = "chatai.analytics.retention_cleanup"
+    # One per queue, sent by the canary with that queue as its routing; see services/canary.py.
+    canary_ping = "chatai.canary.ping"
 
 
 # Task name → queue. A task missing here has no queue, which the tests refuse.
@@ -67,6 +72,11 @@ ROUTES: dict[str, str] = {
     TASKS.telegram_deliver: "telegram",
     TASKS.telegram_reply_finished: "telegram",
     TASKS.telegram_check_webhooks: "telegram",
+    TASKS.rollup_hourly: "analytics",
+    TASKS.rollup_daily: "analytics",
+    TASKS.retention_cleanup: "analytics",
+    # The canary sends it to every queue explicitly; this is where it goes when sent without one.
+    TASKS.canary_ping: "analytics",
 }
 
 

@@ -1,0 +1,1 @@
+"""Analytics: usage rollups per assistant and period, and the series read from them."""
