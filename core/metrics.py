@@ -278,9 +278,33 @@ def in_multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-def serve(port: int, registry: CollectorRegistry) -> None:
-    """Serve ``registry`` on ``port`` from a daemon thread (a worker's endpoint)."""
-    start_http_server(port, registry=registry)
+# Ports of the processes that are not queue workers, as offsets from CHATAI_METRICS_PORT (the workers
+# take 1 + their queue's index).
+TELEGRAM_POLLER_PORT_OFFSET = 10
+BEAT_PORT_OFFSET = 11
+
+
+def port_at(offset: int) -> int | None:
+    from core.settings import get_settings
+
+    base = get_settings().metrics_port
+    return base + offset if base else None
+
+
+def serve(port: int | None, registry: CollectorRegistry = REGISTRY, db_pools: bool = True) -> bool:
+    """Serve ``registry`` on ``port`` from a daemon thread (the endpoint of a process without HTTP)."""
+    if not port:
+        return False
+    if db_pools and registry is REGISTRY:
+        REGISTRY.register(DatabasePoolCollector())
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:
+        # A busy port must not stop the process from working; the scrape target shows it down.
+        log.warning("metrics endpoint not started on port %s: %s", port, exc)
+        return False
+    log.info("metrics on port %s", port)
+    return True
 
 
 _api_collectors_registered = False

@@ -72,7 +72,9 @@ _task_started: dict[str, float] = {}  # task id → start; a threads pool runs m
 
 def _labels(task: Any) -> tuple[str, str]:
     name: str = getattr(task, "name", None) or "unknown"
-    return ROUTES.get(name, "unknown"), name
+    # The queue it came from (a task sent to every queue, like the canary's ping, is counted on each).
+    delivery = getattr(getattr(task, "request", None), "delivery_info", None) or {}
+    return delivery.get("routing_key") or ROUTES.get(name, "unknown"), name
 
 
 @signals.before_task_publish.connect
@@ -95,20 +97,15 @@ def metrics_port(queue: str) -> int | None:
 def _serve_metrics(instance: Any = None, **_: Any) -> None:
     queues = sorted(instance.app.amqp.queues.consume_from) if instance is not None else []
     port = metrics_port(queues[0]) if len(queues) == 1 else get_settings().worker_metrics_port
-    if not port:
-        return
     if metrics.in_multiprocess_mode():
-        registry = metrics.multiprocess_registry()
+        metrics.serve(port, metrics.multiprocess_registry())
     else:
-        registry = metrics.REGISTRY
-        registry.register(metrics.DatabasePoolCollector())
-    try:
-        metrics.serve(port, registry)
-    except OSError as exc:
-        # A busy port must not stop the worker from consuming; the scrape target shows it down.
-        log.warning("metrics endpoint not started on port %s: %s", port, exc)
-        return
-    log.info("metrics on port %s", port)
+        metrics.serve(port)
+
+
+@signals.beat_init.connect
+def _serve_beat_metrics(**_: Any) -> None:
+    metrics.serve(metrics.port_at(metrics.BEAT_PORT_OFFSET), db_pools=False)
 
 
 @signals.worker_process_shutdown.connect

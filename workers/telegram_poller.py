@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from core import metrics
 from core.logging import configure_logging
 from core.settings import get_settings
 from services.telegram.polling import Poller
@@ -23,6 +24,7 @@ async def _main() -> None:
 
 def main() -> None:
     configure_logging(get_settings().log_level, process="telegram-poller")
+    metrics.serve(metrics.port_at(metrics.TELEGRAM_POLLER_PORT_OFFSET))
     asyncio.run(_main())
 
 

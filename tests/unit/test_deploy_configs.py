@@ -211,6 +211,9 @@ def test_scrape_config_covers_every_process_on_its_port() -> None:
     assert ports["api"] == settings.port
     for offset, queue in enumerate(QUEUES, start=1):
         assert ports[f"worker-{queue}"] == settings.metrics_port + offset, queue
+    assert ports["telegram-poller"] == settings.metrics_port + metrics.TELEGRAM_POLLER_PORT_OFFSET
+    beat = jobs["chatai-beat"]["static_configs"][0]["targets"]
+    assert beat == [f"beat:{settings.metrics_port + metrics.BEAT_PORT_OFFSET}"]
     assert jobs["flower"]["basic_auth"]["username"] == "ops"
 
 
