@@ -51,6 +51,8 @@ def kb_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
         "CHATAI_EMBEDDINGS_CONCURRENCY": "1",
         "CHATAI_LLM_CONCURRENCY": "20",
         "CHATAI_DOCUMENT_SILENCE_SECONDS": "3",
+        # The first search waits for the llm worker to load the model: slow on a busy 2-core machine.
+        "CHATAI_QUERY_EMBEDDING_TIMEOUT_SECONDS": "90",
         "HF_HUB_OFFLINE": "1",
     }
     with running_stack(env, log_dir, workers=("llm", "embeddings"), beat=True) as system:  # type: ignore[arg-type]
@@ -59,7 +61,7 @@ def kb_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
 
 @pytest.fixture
 async def http(kb_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=kb_stack.base_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=kb_stack.base_url, timeout=120) as client:
         yield client
 
 
