@@ -103,7 +103,6 @@ def test_systemd_workers_outlast_the_longest_task_and_cover_every_queue() -> Non
     assert {
         w.removeprefix("chatai-worker@").removesuffix(".service") for w in wanted if "worker@" in w
     } == set(QUEUES)
-    assert "workers.checks configured" in _unit("chatai-api@.service")["Service"]["ExecStartPre"]
     assert "--basic-auth" in _unit("chatai-flower.service")["Service"]["ExecStart"]
 
 
