@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
 from api.routers import (
+    admin_ops,
     admin_users,
     analytics,
     assistants,
@@ -76,6 +77,7 @@ def create_app() -> FastAPI:
         admin_users,
         telegram,
         analytics,
+        admin_ops,
     )
     for module in routers:
         app.include_router(module.router)

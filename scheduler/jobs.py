@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -45,7 +46,11 @@ def _stamp_canary(sender: str | None = None, body: Any = None, **_: Any) -> None
     sent_at = time.time()
     kwargs["sent_at"] = sent_at
     if args:
+        import redis
+
         from core.redis import sync_redis
         from services import canary
 
-        canary.record_sent(sync_redis(), str(args[0]), sent_at)
+        # Without Redis the ping still goes; only its "last sent" time is missing.
+        with contextlib.suppress(redis.RedisError):
+            canary.record_sent(sync_redis(), str(args[0]), sent_at)

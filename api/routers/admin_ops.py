@@ -1,0 +1,53 @@
+"""Admin view of the queues: whether each one's canary ping is being consumed, and how fast."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from api.deps import AdminUser
+from api.schemas import Out
+from core.redis import async_redis
+from core.settings import get_settings
+from services import canary
+from workers.registry import QUEUES
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+class QueueHealthOut(Out):
+    queue: str
+    consuming: bool
+    last_sent_at: datetime | None
+    last_consumed_at: datetime | None
+    latency_seconds: float | None
+
+
+class QueuesOut(Out):
+    items: list[QueueHealthOut]
+    checked_at: datetime
+
+
+def _time(at: float | None) -> datetime | None:
+    return datetime.fromtimestamp(at, UTC) if at is not None else None
+
+
+@router.get("/queues", response_model=QueuesOut)
+async def list_queues(_: AdminUser) -> QueuesOut:
+    now = time.time()
+    health = await canary.queue_health(async_redis(), list(QUEUES), get_settings().canary_stale_seconds, now)
+    return QueuesOut(
+        items=[
+            QueueHealthOut(
+                queue=h.queue,
+                consuming=h.consuming,
+                last_sent_at=_time(h.last_sent_at),
+                last_consumed_at=_time(h.last_consumed_at),
+                latency_seconds=h.latency_seconds,
+            )
+            for h in health
+        ],
+        checked_at=_time(now),  # type: ignore[arg-type]
+    )
