@@ -48,7 +48,7 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
     if not message.text:
         return "ignored: not text"
     chat = await _chat_for(session, bot, message.chat)
-    key = f"{bot.id}:{parsed.update_id}"
+    key = send_key(bot.id, parsed.update_id)
     command = (
         message.text.split(maxsplit=1)[0].split("@", 1)[0].lower() if message.text.startswith("/") else ""
     )
@@ -71,6 +71,11 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
         return "refused: balance"
     await _owe(session, chat, key, reply_id=posted.reply.id)
     return "message"
+
+
+def send_key(bot_id: object, update_id: object) -> str:
+    """The key of the answer an update is owed (also its entry among the bot's replies in flight)."""
+    return f"{bot_id}:{update_id}"
 
 
 async def _owe(

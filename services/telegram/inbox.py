@@ -26,9 +26,10 @@ from telegram import Update
 from core import outbox
 from core.db import async_session_scope
 from core.redis import async_redis
+from core.settings import get_settings
 from models import BotStatus, TelegramBot
 from services.errors import Forbidden, NotFound, ServiceError
-from services.telegram import handling
+from services.telegram import handling, limits
 from workers.dispatch import complete_unit_of_work
 from workers.registry import TASKS
 
@@ -39,16 +40,20 @@ DEDUP_SECONDS = 24 * 3600
 INBOX_TTL_SECONDS = 7 * 24 * 3600
 LOCK_SECONDS = 120
 BUSY_RETRY_SECONDS = 0.3
+IN_FLIGHT_RETRY_SECONDS = 0.5
 MAX_UPDATES_PER_RUN = 20  # then the task yields to other chats and carries on in a new run
 NO_CHAT = "0"  # updates without a chat (e.g. an inline callback) share one queue per bot
 
-# KEYS: dedup key, inbox list. ARGV: update JSON, dedup seconds, inbox ttl. 1 if new, 0 if seen before.
+SCHEDULED_MS = 120_000
+# KEYS: dedup key, inbox list, scheduled flag. ARGV: update JSON, dedup seconds, inbox ttl, flag ms.
+# Queues the update unless it was seen before; returns 1 when no handling task is scheduled for the chat
+# (the caller sends one), so a busy chat has one task at a time however many updates it gets.
 _ACCEPT_LUA = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
-  return 1
 end
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return 1 end
 return 0
 """
 
@@ -61,6 +66,10 @@ def lock_key(bot_id: object, chat_key: str) -> str:
     return f"{PREFIX}lock:in:{bot_id}:{chat_key}"
 
 
+def scheduled_key(bot_id: object, chat_key: str) -> str:
+    return f"{PREFIX}sched:{bot_id}:{chat_key}"
+
+
 def chat_key_of(data: dict[str, Any]) -> str:
     update = Update.de_json(data, None)
     chat = update.effective_chat if update else None
@@ -69,14 +78,16 @@ def chat_key_of(data: dict[str, Any]) -> str:
 
 async def accept(
     client: aioredis.Redis, bot_id: object, data: dict[str, Any], raw: bytes | None = None
-) -> str:
-    """Queue the update for its chat unless it was accepted before; returns the chat key."""
+) -> str | None:
+    """Queue the update for its chat unless it was accepted before. Returns the chat key when the caller
+    must send a handling task for the chat, ``None`` when one is already scheduled."""
     chat_key = chat_key_of(data)
     dedup = f"{PREFIX}seen:{bot_id}:{int(data['update_id'])}"
     script = client.register_script(_ACCEPT_LUA)
     payload = raw if raw is not None else orjson.dumps(data)
-    await script(keys=[dedup, inbox_key(bot_id, chat_key)], args=[payload, DEDUP_SECONDS, INBOX_TTL_SECONDS])
-    return chat_key
+    keys = [dedup, inbox_key(bot_id, chat_key), scheduled_key(bot_id, chat_key)]
+    schedule = await script(keys=keys, args=[payload, DEDUP_SECONDS, INBOX_TTL_SECONDS, SCHEDULED_MS])
+    return chat_key if schedule else None
 
 
 async def receive_webhook(session: AsyncSession, bot_id: uuid.UUID, secret: str | None, body: bytes) -> None:
@@ -99,8 +110,17 @@ async def receive_webhook(session: AsyncSession, bot_id: uuid.UUID, secret: str 
         chat_key = await accept(async_redis(), bot_id, data, body)
     except (ValueError, TypeError, KeyError) as exc:
         raise ServiceError("The body is not a Telegram update") from exc
-    # Sent even for a repeated update: if the first delivery's enqueue was lost, this one drains the queue.
-    outbox.enqueue(session, TASKS.telegram_handle_updates, str(bot_id), chat_key)
+    if chat_key is not None:
+        outbox.enqueue(session, TASKS.telegram_handle_updates, str(bot_id), chat_key)
+        # If the task cannot be sent the request fails (Telegram delivers again); the flag must not stay.
+        outbox.on_dispatch_failure(session, _unschedule(bot_id, chat_key))
+
+
+def _unschedule(bot_id: object, chat_key: str):  # type: ignore[no-untyped-def]
+    async def undo(_: AsyncSession) -> None:
+        await async_redis().delete(scheduled_key(bot_id, chat_key))
+
+    return undo
 
 
 async def peek(client: aioredis.Redis, bot_id: object, chat_key: str) -> dict[str, Any] | None:
@@ -114,16 +134,31 @@ async def pop(client: aioredis.Redis, bot_id: object, chat_key: str) -> None:
 
 async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
     """Handle the chat's queued updates in order. Returns the seconds after which to run again (the chat
-    is busy in another task, or there is more to do), or ``None`` when its queue is empty."""
+    is busy in another task, the bot has as many replies in flight as it may, or there is more to do), or
+    ``None`` when its queue is empty."""
     client = async_redis()
+    scheduled = scheduled_key(bot_id, chat_key)
     lock = client.lock(lock_key(bot_id, chat_key), timeout=LOCK_SECONDS, blocking=False)
     if not await lock.acquire():
+        await client.set(scheduled, "1", px=SCHEDULED_MS)  # this task comes back: no other is needed
         return BUSY_RETRY_SECONDS
     try:
         for _ in range(MAX_UPDATES_PER_RUN):
             data = await peek(client, bot_id, chat_key)
             if data is None:
-                return None
+                # Unscheduled first, then looked at again: an update queued in between is not missed.
+                await client.delete(scheduled)
+                data = await peek(client, bot_id, chat_key)
+                if data is None:
+                    return None
+            key = handling.send_key(bot_id, data.get("update_id"))
+            if not await limits.start_reply(
+                client, bot_id, key, get_settings().telegram_bot_replies_in_flight
+            ):
+                # The bot cannot send faster than its limit: its further messages wait here, in its own
+                # queue, instead of crowding other bots out of the llm queue.
+                await client.set(scheduled, "1", px=SCHEDULED_MS)
+                return IN_FLIGHT_RETRY_SECONDS
             try:
                 async with async_session_scope() as session:
                     outcome = await handling.handle_update(session, bot_id, data)
@@ -134,8 +169,11 @@ async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
                 # A bad update must not hold its chat forever: it is logged and skipped.
                 log.exception("update %s of bot %s could not be handled", data.get("update_id"), bot_id)
                 outcome = "skipped: error"
+            if outcome != "message":
+                await limits.replies_settled(client, bot_id, [key])  # no reply to wait for
             log.info("update %s of bot %s: %s", data.get("update_id"), bot_id, outcome)
             await pop(client, bot_id, chat_key)
+        await client.set(scheduled, "1", px=SCHEDULED_MS)
         return 0.0
     finally:
         with contextlib.suppress(LockError):

@@ -8,6 +8,7 @@ refuses. The clock is Redis's, so workers on different machines agree.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -90,3 +91,37 @@ class SendLimiter:
     async def pause(self, bot_id: object, seconds: float) -> None:
         """Hold every send of this bot (Telegram answered 429), and no other bot's."""
         await self._client.set(pause_key(bot_id), "1", px=max(1, int(seconds * 1000)))
+
+
+# Replies a bot has in the pipeline (handled, not yet sent): a sorted set of send keys scored by start time.
+# Entries older than this are forgotten, so a lost removal cannot hold a bot back for long.
+IN_FLIGHT_STALE_SECONDS = 600
+
+
+def in_flight_key(bot_id: object) -> str:
+    return f"{PREFIX}inflight:{bot_id}"
+
+
+# KEYS: the bot's in-flight set. ARGV: stale before, limit, now, send key. 1 if the reply may start.
+_START_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+async def start_reply(client: aioredis.Redis, bot_id: object, send_key: str, limit: int) -> bool:
+    """Take one of the bot's in-flight places for this answer (atomically, across workers); ``False``
+    when they are all taken. Taking it again for the same answer succeeds."""
+    now = time.time()
+    args = [now - IN_FLIGHT_STALE_SECONDS, limit, now, send_key, IN_FLIGHT_STALE_SECONDS]
+    return bool(await client.register_script(_START_LUA)(keys=[in_flight_key(bot_id)], args=args))
+
+
+async def replies_settled(client: aioredis.Redis, bot_id: object, send_keys: list[str]) -> None:
+    """These answers left the pipeline (sent, failed or dropped)."""
+    if send_keys:
+        await client.zrem(in_flight_key(bot_id), *send_keys)

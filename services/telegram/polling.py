@@ -93,7 +93,12 @@ class Poller:
         share = math.ceil(len(polled) / pollers)
         renew = client.register_script(_RENEW_LUA)
         for bot_id in list(self.tasks):
-            kept = bot_id in polled and await renew(keys=[lease_key(bot_id)], args=[self.id, self.lease_ms])
+            # A poll that ended (the bot was disabled) gives its lease back; a live one is renewed.
+            kept = (
+                bot_id in polled
+                and not self.tasks[bot_id].done()
+                and await renew(keys=[lease_key(bot_id)], args=[self.id, self.lease_ms])
+            )
             if not kept:
                 await self._stop(bot_id, client)
         # More than our share (another process joined): hand the extra bots back.
@@ -144,13 +149,22 @@ class Poller:
                 log.warning("getUpdates failed for bot %s: %s", bot.id, redact(str(exc), bot.token))
                 await asyncio.sleep(1.0)
                 continue
-            for update in updates:
-                chat_key = await inbox.accept(client, bot.id, update.to_dict())
-                await asyncio.to_thread(
-                    send, PendingTask(TASKS.telegram_handle_updates, (str(bot.id), chat_key))
-                )
-                offset = update.update_id + 1
-                await client.set(f"{OFFSET_PREFIX}{bot.id}", offset)
+            try:
+                for update in updates:
+                    chat_key = await inbox.accept(client, bot.id, update.to_dict())
+                    if chat_key is not None:
+                        task = PendingTask(TASKS.telegram_handle_updates, (str(bot.id), chat_key))
+                        try:
+                            await asyncio.to_thread(send, task)
+                        except Exception:
+                            # Unscheduled, so the update (fetched again: not confirmed) schedules anew.
+                            await client.delete(inbox.scheduled_key(bot.id, chat_key))
+                            raise
+                    offset = update.update_id + 1
+                    await client.set(f"{OFFSET_PREFIX}{bot.id}", offset)
+            except Exception:
+                log.exception("updates of bot %s could not be queued", bot.id)
+                await asyncio.sleep(1.0)
 
 
 async def _polled_bots() -> list[PolledBot]:

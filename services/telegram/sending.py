@@ -41,7 +41,7 @@ from models import (
     TelegramChat,
     TelegramSend,
 )
-from services.telegram import bots
+from services.telegram import bots, limits
 from services.telegram.client import clients, redact, seconds
 from services.telegram.limits import SendLimiter
 from services.telegram.splitting import split_message
@@ -67,6 +67,7 @@ class Outcome:
 @dataclass(frozen=True)
 class _Next:
     send_id: uuid.UUID
+    key: str
     bot_id: uuid.UUID
     owner_id: uuid.UUID
     token: str
@@ -128,9 +129,8 @@ async def _next_part(chat_row_id: uuid.UUID) -> _Next | None:
                 return None
             send, chat, bot = row
             if not chat.active or bot.status != BotStatus.active:
-                await _drop_pending(
-                    session, chat_row_id, "chat inactive" if not chat.active else "bot disabled"
-                )
+                reason = "chat inactive" if not chat.active else "bot disabled"
+                await _drop_pending(session, bot.id, chat_row_id, reason)
                 return None
             text = await _text_of(session, send)
             if text is None:
@@ -139,10 +139,10 @@ async def _next_part(chat_row_id: uuid.UUID) -> _Next | None:
             if send.parts_sent >= len(parts):
                 send.state, send.sent_at = SendState.sent, datetime.now(UTC)
                 await session.flush()
+                await limits.replies_settled(async_redis(), bot.id, [send.key])
                 continue
-            return _Next(
-                send.id, bot.id, bot.owner_id, bots.token_of(bot), chat.chat_id, send.parts_sent, parts
-            )
+            token = bots.token_of(bot)
+            return _Next(send.id, send.key, bot.id, bot.owner_id, token, chat.chat_id, send.parts_sent, parts)
 
 
 async def _text_of(session: AsyncSession, send: TelegramSend) -> str | None:
@@ -171,7 +171,7 @@ async def _send(nxt: _Next, chat_row_id: uuid.UUID, limiter: SendLimiter) -> Out
         log.warning("bot %s rate limited by Telegram for %ss", nxt.bot_id, pause)
         return Outcome(retry_in=pause)
     except Forbidden as exc:
-        await _deactivate_chat(chat_row_id, redact(exc.message, nxt.token))
+        await _deactivate_chat(nxt.bot_id, chat_row_id, redact(exc.message, nxt.token))
         return Outcome()
     except InvalidToken:
         await _disable_bot(nxt.bot_id, "Telegram rejected the bot token")
@@ -183,7 +183,7 @@ async def _send(nxt: _Next, chat_row_id: uuid.UUID, limiter: SendLimiter) -> Out
         if "message is not modified" in exc.message.lower():
             await _record_part(nxt, None)
             return None
-        await _fail_send(nxt.send_id, redact(exc.message, nxt.token))
+        await _fail_send(nxt.bot_id, nxt.send_id, redact(exc.message, nxt.token))
         return None
     except (TimedOut, NetworkError) as exc:  # network faults and 5xx answers
         return Outcome(retry_in=1.0, error=redact(str(exc), nxt.token))
@@ -205,44 +205,55 @@ async def _record_part(nxt: _Next, message_id: int | None) -> None:
             .where(TelegramSend.id == nxt.send_id, TelegramSend.parts_sent == nxt.part_index)
             .values(**values)
         )
+    if done:
+        await limits.replies_settled(async_redis(), nxt.bot_id, [nxt.key])
 
 
 async def fail_head(chat_row_id: uuid.UUID, error: str) -> None:
     """Give up on the chat's oldest pending send (its transient errors outlasted the attempts)."""
     async with async_session_scope() as session:
-        send_id = await session.scalar(
-            select(TelegramSend.id)
-            .where(TelegramSend.chat_row_id == chat_row_id, TelegramSend.state == SendState.pending)
-            .order_by(TelegramSend.seq)
-            .limit(1)
-        )
-    if send_id is not None:
-        await _fail_send(send_id, error)
+        row = (
+            await session.execute(
+                select(TelegramSend.id, TelegramChat.bot_id)
+                .join(TelegramChat, TelegramChat.id == TelegramSend.chat_row_id)
+                .where(TelegramSend.chat_row_id == chat_row_id, TelegramSend.state == SendState.pending)
+                .order_by(TelegramSend.seq)
+                .limit(1)
+            )
+        ).first()
+    if row is not None:
+        await _fail_send(row.bot_id, row.id, error)
 
 
-async def _fail_send(send_id: uuid.UUID, error: str) -> None:
+async def _fail_send(bot_id: uuid.UUID, send_id: uuid.UUID, error: str) -> None:
     log.warning("telegram send %s failed: %s", send_id, error)
     async with async_session_scope() as session:
-        await session.execute(
+        key = await session.scalar(
             update(TelegramSend)
             .where(TelegramSend.id == send_id)
             .values(state=SendState.failed, error=error[:500])
+            .returning(TelegramSend.key)
         )
+    await limits.replies_settled(async_redis(), bot_id, [key] if key else [])
 
 
-async def _drop_pending(session: AsyncSession, chat_row_id: uuid.UUID, reason: str) -> None:
-    await session.execute(
+async def _drop_pending(
+    session: AsyncSession, bot_id: uuid.UUID, chat_row_id: uuid.UUID, reason: str
+) -> None:
+    keys = await session.scalars(
         update(TelegramSend)
         .where(TelegramSend.chat_row_id == chat_row_id, TelegramSend.state == SendState.pending)
         .values(state=SendState.dropped, error=reason)
+        .returning(TelegramSend.key)
     )
+    await limits.replies_settled(async_redis(), bot_id, list(keys))
 
 
-async def _deactivate_chat(chat_row_id: uuid.UUID, reason: str) -> None:
+async def _deactivate_chat(bot_id: uuid.UUID, chat_row_id: uuid.UUID, reason: str) -> None:
     """The user blocked the bot, or it was removed from the group: no more sends, no retries."""
     async with async_session_scope() as session:
         await session.execute(update(TelegramChat).where(TelegramChat.id == chat_row_id).values(active=False))
-        await _drop_pending(session, chat_row_id, reason)
+        await _drop_pending(session, bot_id, chat_row_id, reason)
 
 
 async def _disable_bot(bot_id: uuid.UUID, reason: str) -> None:

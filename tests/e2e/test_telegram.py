@@ -23,6 +23,7 @@ from tests.fixtures.telegram import connect_bot, deliver, send_states, text_upda
 from workers.registry import TASKS
 
 _membership_ids = itertools.count(900_000)
+IN_FLIGHT = 3
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def tg_stack(
         "CHATAI_PUBLIC_BASE_URL": "https://chatai.example",
         "CHATAI_TELEGRAM_WEBHOOKS": "true",
         "CHATAI_TELEGRAM_CONCURRENCY": "20",
+        "CHATAI_TELEGRAM_BOT_REPLIES_IN_FLIGHT": str(IN_FLIGHT),
     }
     with running_stack(env, log_dir, workers=("llm", "telegram")) as system:
         yield system
@@ -334,7 +336,41 @@ async def test_webhook_health_records_errors_and_restores_a_lost_webhook(
     assert fake_telegram.bot(bot.token)["webhook"]["url"] == ours
 
 
-def test_webhook_bots_are_never_polled_and_limits_were_never_exceeded(fake_telegram: FakeTelegram) -> None:
+async def test_a_bot_keeps_at_most_its_replies_in_flight(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    chats = range(520, 528)
+    for chat_id in chats:
+        await deliver(http, bot, text_update(chat_id, f"[[first_delay_ms:400]] busy{chat_id}"))
+
+    def in_flight() -> int:
+        (replies, settled), *_ = sql(
+            database_url,
+            """SELECT count(*) FILTER (WHERE s.reply_id IS NOT NULL),
+                      count(*) FILTER (WHERE s.reply_id IS NOT NULL AND s.state <> 'pending')
+               FROM telegram_sends s JOIN telegram_chats c ON c.id = s.chat_row_id WHERE c.bot_id = %s""",
+            bot.id,
+        )
+        return int(replies) - int(settled)
+
+    peak, done = 0, False
+    deadline = time.monotonic() + 60
+    while not done:
+        assert time.monotonic() < deadline, "the eight replies were not all sent"
+        peak = max(peak, in_flight())
+        done = all(fake_telegram.sent_texts(bot.telegram_id, c) for c in chats)
+        await asyncio.sleep(0.05)
+    assert 2 <= peak <= IN_FLIGHT, peak
+
+
+def test_webhook_bots_are_never_polled_limits_never_exceeded_and_no_token_logged(
+    fake_telegram: FakeTelegram, tg_stack: Stack
+) -> None:
     assert fake_telegram.calls("getUpdates") == []
     refused = [c for c in fake_telegram.calls() if c.get("status") == 429 and not c.get("injected")]
     assert refused == []
+    logs = {child.name: child.log_text() for child in tg_stack.children}
+    assert len(fake_telegram.tokens) > 10
+    leaked = [(name, token) for token in fake_telegram.tokens for name, text in logs.items() if token in text]
+    assert leaked == []

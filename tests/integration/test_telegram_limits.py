@@ -36,7 +36,8 @@ async def test_thirty_per_second_per_bot_and_a_refused_message_counts_nowhere(li
     started = time.monotonic()
     assert [await limiter.acquire(bot, chat) for chat in range(1, 31)] == [0] * 30
     wait = await limiter.acquire(bot, 31)
-    assert 0 < wait <= 1.06 - (time.monotonic() - started) + 0.01
+    # The window began at the first message; what has passed since (give or take scheduling) is off it.
+    assert 0 < wait <= 1.06 - (time.monotonic() - started) + 0.15
     await asyncio.sleep(wait)
     # Chat 31's refused attempt did not use its own slot: it may send as soon as the bot may.
     assert await limiter.acquire(bot, 31) == 0
@@ -57,7 +58,7 @@ async def test_twenty_per_minute_per_group(limiter: SendLimiter, monkeypatch: py
             else:
                 granted += 1
         wait = await limiter.acquire(bot, group)
-        assert abs(wait - (60.05 - (time.monotonic() - started))) < 0.5
+        assert abs(wait - (60.05 - (time.monotonic() - started))) < 1.5
         assert await limiter.acquire(bot, 5) == 0, "a private chat of the bot is not held back"
     finally:
         get_settings.cache_clear()
