@@ -1,9 +1,10 @@
-"""The ``chatai`` command: bring the stack up, migrate, chat with an assistant, re-index documents."""
+"""The ``chatai`` command: bring the stack up, migrate, chat, re-index documents, create an admin, roll up."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -14,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+T = TypeVar("T")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -124,6 +126,69 @@ def reindex(
         asyncio.run(go())
     except NotFound as exc:
         raise _fail(str(exc)) from None
+
+
+def _run_on_database(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` against the database ``chatai up`` uses (``DATABASE_URL`` or the embedded one)."""
+    from pydantic import ValidationError
+
+    from cli.devstack import StackError, enter_project_root, resolve_database
+
+    try:
+        enter_project_root()
+        resolve_database()
+        return asyncio.run(work())
+    except (StackError, ValidationError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's email (an existing account becomes an admin).")],
+    password: Annotated[str, typer.Option(help="The admin's password.")],
+) -> None:
+    """Create an admin account, or make an existing account an admin with this password."""
+    from core.db import async_session_scope
+    from services.admin_accounts import create_admin as make_admin
+    from services.errors import ServiceError
+
+    async def go() -> str:
+        async with async_session_scope() as session:
+            result = await make_admin(session, email, password)
+        return f"{'created' if result.created else 'promoted'} admin {result.user.email} ({result.user.id})"
+
+    try:
+        typer.echo(_run_on_database(go))
+    except ServiceError as exc:
+        raise _fail(exc.message) from None
+
+
+@app.command()
+def rollup(
+    period: Annotated[str, typer.Option(help="hour or day.")] = "day",
+    days: Annotated[
+        int,
+        typer.Option(min=0, max=3660, help="Recompute the last N days (0: the latest two periods)."),
+    ] = 0,
+) -> None:
+    """Run a usage rollup now (the same upsert the analytics worker runs; repeating it changes nothing)."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.db import async_session_scope
+    from services.analytics import rollups
+
+    if period not in ("hour", "day"):
+        raise _fail("--period must be hour or day")
+
+    async def go() -> rollups.RollupResult:
+        async with async_session_scope() as session:
+            if days:
+                now = datetime.now(UTC)
+                return await rollups.rollup(session, period, now - timedelta(days=days), now)  # type: ignore[arg-type]
+            return await rollups.rollup_recent(session, period)  # type: ignore[arg-type]
+
+    result = _run_on_database(go)
+    typer.echo(f"{period} rollup: {result.written} period row(s) written, {result.deleted} removed")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""``chatai create-admin`` and ``chatai rollup`` as subprocesses, on the database ``DATABASE_URL`` names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.security import verify_password
+from tests.fixtures.billing import sql
+from tests.fixtures.processes import ROOT
+
+DAY_ROWS = (
+    "SELECT period_start, messages, dialogs FROM usage_rollups"
+    " WHERE assistant_id = %s AND granularity = 'day'"
+)
+CHATAI = str(Path(sys.executable).parent / "chatai")
+
+
+def chatai(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHATAI, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_create_admin_creates_then_promotes(stack_env: dict[str, str], database_url: str) -> None:
+    email = f"root-{uuid.uuid4().hex[:8]}@example.com"
+    done = chatai(stack_env, "create-admin", "--email", email, "--password", "a long admin passphrase")
+    assert done.returncode == 0, done.stderr
+    assert "created admin" in done.stdout
+    ((role, active, password_hash),) = sql(
+        database_url, "SELECT role::text, is_active, password_hash FROM users WHERE email = %s", email
+    )
+    assert (role, active) == ("admin", True)
+    assert verify_password(password_hash, "a long admin passphrase")
+    assert sql(database_url, "SELECT 1 FROM audit_events WHERE action = 'admin_created'")
+
+    # An existing user becomes an admin with the new password; a weak password is refused.
+    sql(database_url, "UPDATE users SET role = 'user', is_active = false WHERE email = %s", email)
+    done = chatai(
+        stack_env, "create-admin", "--email", email.upper(), "--password", "another long passphrase"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "promoted admin" in done.stdout
+    ((role, active, password_hash),) = sql(
+        database_url, "SELECT role::text, is_active, password_hash FROM users WHERE email = %s", email
+    )
+    assert (role, active) == ("admin", True)
+    assert verify_password(password_hash, "another long passphrase")
+    weak = chatai(stack_env, "create-admin", "--email", "x@example.com", "--password", "short")
+    assert weak.returncode == 1
+    assert not sql(database_url, "SELECT 1 FROM users WHERE email = 'x@example.com'")
+
+
+def test_rollup_now(stack_env: dict[str, str], database_url: str) -> None:
+    ((owner,),) = sql(database_url, "SELECT id::text FROM users LIMIT 1")
+    ((assistant,),) = sql(
+        database_url,
+        "INSERT INTO assistants (id, owner_id, name, system_prompt, model, temperature, max_tokens,"
+        " public_key, updated_at) VALUES (gen_random_uuid(), %s, 'a', '', 'm', 0.7, 100, %s, now())"
+        " RETURNING id::text",
+        owner, f"pk_{uuid.uuid4().hex}",
+    )  # fmt: skip
+    ((dialog,),) = sql(
+        database_url,
+        "INSERT INTO dialogs (id, owner_id, assistant_id, status, updated_at)"
+        " VALUES (gen_random_uuid(), %s, %s, 'active', now()) RETURNING id::text",
+        owner, assistant,
+    )  # fmt: skip
+    for _ in range(3):
+        sql(
+            database_url,
+            "INSERT INTO messages (id, owner_id, dialog_id, role, content, status, attempt)"
+            " VALUES (gen_random_uuid(), %s, %s, 'user', 'hi', 'completed', 1)",
+            owner, dialog,
+        )  # fmt: skip
+    done = chatai(stack_env, "rollup", "--period", "day")
+    assert done.returncode == 0, done.stderr
+    rows = sql(
+        database_url,
+        DAY_ROWS,
+        assistant,
+    )
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert [(r[0].astimezone(UTC), r[1], r[2]) for r in rows] == [(today, 3, 1)]
+    again = chatai(stack_env, "rollup", "--period", "day", "--days", "3")
+    assert again.returncode == 0, again.stderr
+    assert (
+        sql(
+            database_url,
+            DAY_ROWS,
+            assistant,
+        )
+        == rows
+    )
+    assert chatai(stack_env, "rollup", "--period", "week").returncode != 0
