@@ -18,7 +18,7 @@ from telegram import Chat, ChatMemberUpdated, Update
 from core import outbox
 from models import Assistant, BotStatus, Dialog, TelegramBot, TelegramChat, TelegramSend, User
 from services import messages
-from services.errors import InsufficientBalance
+from services.errors import InsufficientBalance, RateLimited
 from workers.registry import TASKS
 
 log = logging.getLogger("chatai.telegram")
@@ -27,6 +27,14 @@ MAX_CONTENT_CHARS = 16000
 RESET_TEXT = "Started a new conversation."
 UNAVAILABLE_TEXT = "Sorry, this assistant cannot answer right now. Please try again later."
 _ACTIVE_MEMBER = {"member", "administrator", "creator", "restricted"}
+
+
+class AssistantBusy(Exception):
+    """The update cannot be handled yet; it stays first in its chat's queue for ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str, Any]) -> str:
@@ -69,6 +77,9 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
     except InsufficientBalance:
         await _owe(session, chat, key, text=UNAVAILABLE_TEXT)
         return "refused: balance"
+    except RateLimited as exc:
+        # The assistant is at its cap of concurrent replies: the update waits in its chat's queue.
+        raise AssistantBusy(exc.retry_after) from exc
     await _owe(session, chat, key, reply_id=posted.reply.id)
     return "message"
 

@@ -165,6 +165,10 @@ async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
                 await complete_unit_of_work(session)
             except (OperationalError, redis.RedisError):
                 raise  # infrastructure: the task retries, the update stays first in line
+            except handling.AssistantBusy as busy:
+                await limits.replies_settled(client, bot_id, [key])
+                await client.set(scheduled, "1", px=SCHEDULED_MS)
+                return busy.retry_after
             except Exception:
                 # A bad update must not hold its chat forever: it is logged and skipped.
                 log.exception("update %s of bot %s could not be handled", data.get("update_id"), bot_id)
