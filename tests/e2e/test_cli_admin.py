@@ -11,6 +11,7 @@ from pathlib import Path
 from core.security import verify_password
 from tests.fixtures.billing import sql
 from tests.fixtures.processes import ROOT
+from tests.fixtures.rows import insert_assistant, user_row
 
 DAY_ROWS = (
     "SELECT period_start, messages, dialogs FROM usage_rollups"
@@ -30,9 +31,7 @@ def test_create_admin_creates_then_promotes(stack_env: dict[str, str], database_
     done = chatai(stack_env, "create-admin", "--email", email, "--password", "a long admin passphrase")
     assert done.returncode == 0, done.stderr
     assert "created admin" in done.stdout
-    ((role, active, password_hash),) = sql(
-        database_url, "SELECT role::text, is_active, password_hash FROM users WHERE email = %s", email
-    )
+    role, active, password_hash = user_row(database_url, email)
     assert (role, active) == ("admin", True)
     assert verify_password(password_hash, "a long admin passphrase")
     assert sql(database_url, "SELECT 1 FROM audit_events WHERE action = 'admin_created'")
@@ -44,9 +43,7 @@ def test_create_admin_creates_then_promotes(stack_env: dict[str, str], database_
     )
     assert done.returncode == 0, done.stderr
     assert "promoted admin" in done.stdout
-    ((role, active, password_hash),) = sql(
-        database_url, "SELECT role::text, is_active, password_hash FROM users WHERE email = %s", email
-    )
+    role, active, password_hash = user_row(database_url, email)
     assert (role, active) == ("admin", True)
     assert verify_password(password_hash, "another long passphrase")
     weak = chatai(stack_env, "create-admin", "--email", "x@example.com", "--password", "short")
@@ -56,13 +53,7 @@ def test_create_admin_creates_then_promotes(stack_env: dict[str, str], database_
 
 def test_rollup_now(stack_env: dict[str, str], database_url: str) -> None:
     ((owner,),) = sql(database_url, "SELECT id::text FROM users LIMIT 1")
-    ((assistant,),) = sql(
-        database_url,
-        "INSERT INTO assistants (id, owner_id, name, system_prompt, model, temperature, max_tokens,"
-        " public_key, updated_at) VALUES (gen_random_uuid(), %s, 'a', '', 'm', 0.7, 100, %s, now())"
-        " RETURNING id::text",
-        owner, f"pk_{uuid.uuid4().hex}",
-    )  # fmt: skip
+    assistant = insert_assistant(database_url, owner)
     ((dialog,),) = sql(
         database_url,
         "INSERT INTO dialogs (id, owner_id, assistant_id, status, updated_at)"

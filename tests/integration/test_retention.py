@@ -14,6 +14,7 @@ from core.settings import Settings
 from scheduler.jobs import maintenance_schedule
 from tests.fixtures.billing import sql
 from tests.fixtures.processes import wait_for
+from tests.fixtures.rows import insert_assistant
 from tests.fixtures.stack import TEST_JWT_SECRET, Stack
 from workers.registry import TASKS
 
@@ -68,13 +69,7 @@ def test_idle_dialogs_older_than_the_setting_are_deleted(retention_stack: Stack,
         " (gen_random_uuid(), %s, 'x', 'user', true) RETURNING id::text",
         f"ret-{uuid.uuid4().hex[:8]}@example.com",
     )
-    (assistant,), *_ = sql(
-        database_url,
-        "INSERT INTO assistants (id, owner_id, name, system_prompt, model, temperature, max_tokens,"
-        " public_key, updated_at) VALUES (gen_random_uuid(), %s, 'a', '', 'm', 0.7, 100, %s, now())"
-        " RETURNING id::text",
-        owner, f"pk_{uuid.uuid4().hex}",
-    )  # fmt: skip
+    assistant = insert_assistant(database_url, owner)
     now = datetime.now(UTC)
     old = now - timedelta(days=DAYS + 5)
     idle = [dialog(database_url, owner, assistant, old, old + timedelta(hours=h)) for h in range(3)]
