@@ -71,4 +71,4 @@ async def reap_documents(session: AsyncSession, bus: EventBus, limit: int = 200)
         document.heartbeat_at = now
         announce_status(session, bus, document)
     await session.flush()
-    return DocumentReapResult(retried, failed, await reindex.resume_stalled_runs(session))
+    return DocumentReapResult(retried, failed, await reindex.resume_stalled_runs(session, queued_since))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -169,9 +169,11 @@ _STALLED_RUNS = text(
 )
 
 
-async def resume_stalled_runs(session: AsyncSession) -> list[uuid.UUID]:
-    """Runs with documents waiting, none indexing and no change for the silence period: chain again."""
-    quiet_since = datetime.now(UTC) - timedelta(seconds=get_settings().document_silence_seconds)
+async def resume_stalled_runs(session: AsyncSession, quiet_since: datetime) -> list[uuid.UUID]:
+    """Runs with documents waiting, none indexing and no change since ``quiet_since``: chain again.
+
+    A chain's next task may wait in a busy queue for a while, so the reaper passes the long silence it
+    allows queued documents, not the heartbeat silence (resuming a live chain would double it)."""
     runs = [run for (run,) in await session.execute(_STALLED_RUNS, {"quiet_since": quiet_since})]
     for run in runs:
         outbox.enqueue(session, TASKS.reindex_next, str(run))
