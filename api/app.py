@@ -23,9 +23,11 @@ from api.routers import (
     knowledge_admin,
     metrics,
     telegram,
+    widget,
     ws,
 )
 from api.security import install_security
+from api.widget_cors import WidgetCorsMiddleware
 from api.ws_hub import Hub
 from core.db import async_engine
 from core.logging import configure_logging
@@ -59,6 +61,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_security(app)
+    app.add_middleware(WidgetCorsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     # Outermost, so a request's duration includes every other middleware.
     app.add_middleware(HttpMetricsMiddleware)
@@ -78,6 +81,7 @@ def create_app() -> FastAPI:
         telegram,
         analytics,
         admin_ops,
+        widget,
     )
     for module in routers:
         app.include_router(module.router)

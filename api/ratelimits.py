@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from api.callers import DialogCaller
 from api.deps import CurrentUser
 from core import ratelimit
 from core.settings import get_settings
@@ -29,8 +30,9 @@ async def register_per_ip(request: Request) -> None:
     await enforce(get_settings().rate_limit_register_per_ip, "register-ip", client_ip(request))
 
 
-async def messages_per_user(user: CurrentUser) -> None:
-    await enforce(get_settings().rate_limit_messages_per_user, "messages", str(user.id))
+async def messages_per_user(caller: DialogCaller) -> None:
+    # A widget visitor has a budget of their own, apart from the owner's.
+    await enforce(get_settings().rate_limit_messages_per_user, "messages", caller.rate_key)
 
 
 async def uploads_per_user(user: CurrentUser) -> None:

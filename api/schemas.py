@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field
+from pydantic_core import PydanticCustomError
+
+from services.widget import normalize_origin
 
 T = TypeVar("T")
+
+
+def _origin(value: str) -> str:
+    try:
+        return normalize_origin(value)
+    except ValueError as exc:
+        raise PydanticCustomError("origin", str(exc)) from exc
+
+
+WidgetOrigins = Annotated[list[Annotated[str, AfterValidator(_origin)]], Field(max_length=50)]
 
 
 class Strict(BaseModel):
@@ -69,6 +82,7 @@ class AssistantIn(Strict):
     llm_provider: Literal["openai", "offline"] | None = None
     retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
     retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
+    widget_allowed_origins: WidgetOrigins | None = None
 
 
 class AssistantPatch(Strict):
@@ -80,6 +94,7 @@ class AssistantPatch(Strict):
     llm_provider: Literal["openai", "offline"] | None = None
     retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
     retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
+    widget_allowed_origins: WidgetOrigins | None = None
 
 
 class AssistantOut(Out):
@@ -93,6 +108,7 @@ class AssistantOut(Out):
     retrieval_top_k: int | None = None
     retrieval_min_score: float | None = None
     public_key: str
+    widget_allowed_origins: list[str] = []
     created_at: datetime
 
 
@@ -108,6 +124,13 @@ class DialogOut(Out):
     title: str | None
     status: str
     created_at: datetime
+    # Set on dialogs opened through the widget: the anonymous visitor, stable across their visits.
+    widget_end_user_id: uuid.UUID | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def via_widget(self) -> bool:
+        return self.widget_end_user_id is not None
 
 
 class MessageIn(Strict):
@@ -203,3 +226,17 @@ class SearchHitOut(BaseModel):
 
 class SearchOut(BaseModel):
     items: list[SearchHitOut]
+
+
+# Widget
+class WidgetSessionIn(Strict):
+    # The visitor's id from an earlier session (kept in their browser): continues their dialog.
+    end_user_id: uuid.UUID | None = None
+
+
+class WidgetSessionOut(BaseModel):
+    session_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    dialog_id: uuid.UUID
+    end_user_id: uuid.UUID

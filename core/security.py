@@ -48,10 +48,12 @@ class AccessClaims:
     expires_at: int = 0
 
 
-def create_access_token(subject: uuid.UUID, kind: str = "user", **scope: Any) -> tuple[str, int]:
+def create_access_token(
+    subject: uuid.UUID, kind: str = "user", ttl: int | None = None, **scope: Any
+) -> tuple[str, int]:
     settings = get_settings()
     now = time.time()
-    ttl = settings.access_token_ttl_seconds
+    ttl = ttl or settings.access_token_ttl_seconds
     claims = {
         "sub": str(subject),
         "kind": kind,

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "chatai"
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    widget_session_ttl_seconds: int = 3600  # the widget opens a new session when its token expires
     signup_credit_micros: int | None = None
     # Verification accepts these algorithms only (never "none"); tokens are signed with the first.
     jwt_algorithms: list[Literal["HS256", "HS384", "HS512"]] = ["HS256"]
@@ -60,6 +61,8 @@ class Settings(BaseSettings):
     rate_limit_register_per_email: str = "5/hour"
     rate_limit_messages_per_user: str = "60/minute"
     rate_limit_uploads_per_user: str = "60/hour"
+    rate_limit_widget_sessions_per_ip: str = "30/minute"
+    rate_limit_widget_sessions_per_assistant: str = "600/minute"
     max_concurrent_generations_per_assistant: int = 50  # queued or generating replies
     generation_slot_lease_seconds: int = 900  # a slot whose reply never ended is freed after this
 

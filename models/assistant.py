@@ -5,6 +5,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, IdMixin, TimestampMixin, utcnow
@@ -28,4 +29,8 @@ class Assistant(IdMixin, TimestampMixin, Base):
     # Knowledge retrieval; unset means the settings' defaults.
     retrieval_top_k: Mapped[int | None]
     retrieval_min_score: Mapped[float | None]
+    # Origins (scheme://host[:port]) whose pages may open widget sessions and frame the widget page.
+    widget_allowed_origins: Mapped[list[str]] = mapped_column(
+        ARRAY(String(300)), default=list, server_default="{}"
+    )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

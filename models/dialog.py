@@ -45,6 +45,17 @@ class Dialog(IdMixin, TimestampMixin, Base):
         Enum(DialogStatus, name="dialog_status"), default=DialogStatus.active
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The anonymous visitor of a widget dialog (kept in their browser); None for other dialogs.
+    widget_end_user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index(
+            "ix_dialogs_widget_end_user",
+            "assistant_id",
+            "widget_end_user_id",
+            postgresql_where=text("widget_end_user_id IS NOT NULL"),
+        ),
+    )
 
 
 class Message(IdMixin, TimestampMixin, Base):

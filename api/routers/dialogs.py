@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, status
 
+from api.callers import DialogCaller
 from api.deps import BusDep, CurrentUser, PageDep, SessionDep
 from api.ratelimits import messages_per_user
 from api.schemas import (
@@ -37,8 +38,8 @@ async def list_dialogs(
 
 
 @router.get("/dialogs/{dialog_id}", response_model=DialogOut)
-async def get_dialog(dialog_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> DialogOut:
-    return DialogOut.model_validate(await dialogs.get_visible(session, user, dialog_id))
+async def get_dialog(dialog_id: uuid.UUID, caller: DialogCaller, session: SessionDep) -> DialogOut:
+    return DialogOut.model_validate(await dialogs.get_visible(session, caller.user, dialog_id))
 
 
 @router.post(
@@ -50,12 +51,12 @@ async def get_dialog(dialog_id: uuid.UUID, user: CurrentUser, session: SessionDe
 async def post_message(
     dialog_id: uuid.UUID,
     body: MessageIn,
-    user: CurrentUser,
+    caller: DialogCaller,
     session: SessionDep,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> PostMessageOut:
     posted = await messages.post_message(
-        session, user, dialog_id, body.content, idempotency_key, request_id_var.get()
+        session, caller.user, dialog_id, body.content, idempotency_key, request_id_var.get()
     )
     return PostMessageOut(
         message=PostedUserMessage(
@@ -67,15 +68,17 @@ async def post_message(
 
 @router.get("/dialogs/{dialog_id}/messages", response_model=PageOut[MessageOut])
 async def list_messages(
-    dialog_id: uuid.UUID, user: CurrentUser, session: SessionDep, page: PageDep
+    dialog_id: uuid.UUID, caller: DialogCaller, session: SessionDep, page: PageDep
 ) -> PageOut[MessageOut]:
-    result = await messages.list_for_dialog(session, user, dialog_id, page.limit, page.cursor)
+    result = await messages.list_for_dialog(session, caller.user, dialog_id, page.limit, page.cursor)
     return PageOut(items=[MessageOut.of(m) for m in result.items], next_cursor=result.next_cursor)
 
 
 @router.get("/messages/{message_id}", response_model=MessageOut)
-async def get_message(message_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> MessageOut:
-    return MessageOut.of(await messages.get_visible(session, user, message_id))
+async def get_message(message_id: uuid.UUID, caller: DialogCaller, session: SessionDep) -> MessageOut:
+    message = await messages.get_visible(session, caller.user, message_id)
+    caller.ensure_dialog(message.dialog_id, not_found="Message not found")
+    return MessageOut.of(message)
 
 
 @router.post("/messages/{message_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut)

@@ -38,6 +38,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
 # Routes with a path id that are deliberately not tenant-scoped, and why.
 NOT_TENANT_SCOPED: dict[tuple[str, str], str] = {
     ("POST", "/api/telegram/webhook/{bot_id}"): "Telegram's caller proves itself with the bot's secret",
+    # The public key is published on the owner's pages; anyone may open a session from a listed origin.
+    ("POST", "/api/widget/{public_key}/sessions"): "public by design: anonymous visitors of the widget",
 }
 
 # Role-gated routes: a plain user (B) is refused with 403 whatever the id.

@@ -1,0 +1,69 @@
+"""Who calls the dialog endpoints a widget may use: an account, or a widget session confined to one dialog.
+
+Every other endpoint takes ``CurrentUser``, which refuses widget tokens (401).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from api.deps import SessionDep, _access_cookie, _bearer, current_user
+from core import revocation
+from core.logging import user_id_var
+from core.security import TokenError, decode_access_token
+from models import User
+from services import widget
+from services.errors import NotFound, Unauthorized
+
+
+@dataclass(frozen=True)
+class Caller:
+    # For a widget session: the assistant's owner, on whose behalf (and balance) the visitor chats.
+    user: User
+    widget_dialog_id: uuid.UUID | None = None
+    widget_end_user_id: uuid.UUID | None = None
+
+    def ensure_dialog(self, dialog_id: uuid.UUID, not_found: str = "Dialog not found") -> None:
+        """A widget session reaches its own dialog only; anything else does not exist for it."""
+        if self.widget_dialog_id is not None and dialog_id != self.widget_dialog_id:
+            raise NotFound(not_found)
+
+    @property
+    def rate_key(self) -> str:
+        return f"widget:{self.widget_end_user_id}" if self.widget_end_user_id else str(self.user.id)
+
+
+async def dialog_caller(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie_token: Annotated[str | None, Depends(_access_cookie)],
+) -> Caller:
+    claims = None
+    if credentials is not None:
+        try:
+            claims = decode_access_token(credentials.credentials)
+        except TokenError as exc:
+            raise Unauthorized(exc.message, code=exc.code) from exc
+    if claims is None or claims.kind != widget.TOKEN_KIND:
+        return Caller(await current_user(request, session, credentials, cookie_token))
+    if await revocation.is_revoked(claims):
+        raise Unauthorized("The session token has been revoked")
+    owner, dialog_id = await widget.session_owner(session, claims)
+    user_id_var.set(str(owner.id))
+    caller = Caller(owner, dialog_id, claims.subject)
+    dialog_in_path = request.path_params.get("dialog_id")
+    if dialog_in_path is not None:
+        try:
+            caller.ensure_dialog(uuid.UUID(str(dialog_in_path)))
+        except ValueError as exc:
+            raise NotFound("Dialog not found") from exc
+    return caller
+
+
+DialogCaller = Annotated[Caller, Depends(dialog_caller)]

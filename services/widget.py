@@ -1,0 +1,134 @@
+"""The chat widget: anonymous end-user sessions scoped to one dialog of an assistant.
+
+A visitor's browser keeps a random end-user id; each page load trades it (with the assistant's public key)
+for a short-lived ``widget`` token that reaches that visitor's dialog and nothing else. The dialog belongs
+to the assistant's owner (who pays for its replies and sees it in their dialog list, marked as a widget
+dialog). Origins are checked here because a browser always sends ``Origin`` on these requests; the token,
+not the origin, is what authorizes everything afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.security import AccessClaims, create_access_token
+from core.settings import get_settings
+from models import Assistant, Dialog, DialogStatus, User
+from services.errors import Forbidden, NotFound, Unauthorized
+
+TOKEN_KIND = "widget"
+
+
+@dataclass(frozen=True)
+class WidgetSession:
+    token: str
+    expires_in: int
+    dialog_id: uuid.UUID
+    end_user_id: uuid.UUID
+
+
+def normalize_origin(value: str) -> str:
+    """``scheme://host[:port]`` in lower case, as browsers send it in ``Origin``; ValueError otherwise."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an origin is http(s)://host[:port]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("an origin has no path, query, fragment or credentials")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("the port is not valid") from exc
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _same_origin(origin: str, candidates: tuple[str, ...]) -> bool:
+    try:
+        normalized = normalize_origin(origin)
+    except ValueError:
+        return False
+    return any(normalized == candidate for candidate in candidates)
+
+
+async def enabled_assistant(session: AsyncSession, public_key: str) -> Assistant:
+    """The assistant behind a public key, if its owner's account is active; else 404."""
+    assistant = await session.scalar(
+        select(Assistant)
+        .join(User, User.id == Assistant.owner_id)
+        .where(Assistant.public_key == public_key, User.is_active)
+    )
+    if assistant is None:
+        raise NotFound("No such widget")
+    return assistant
+
+
+def origin_allowed(assistant: Assistant, origin: str | None, own_origins: tuple[str, ...]) -> bool:
+    """An origin the owner listed, or the API's own (the iframe page, which only listed origins can
+    frame) while the list is not empty. No origin at all is refused: the widget runs in browsers."""
+    allowed = tuple(assistant.widget_allowed_origins or ())
+    if origin is None or not allowed:
+        return False
+    return _same_origin(origin, allowed) or _same_origin(origin, own_origins)
+
+
+async def open_session(
+    session: AsyncSession,
+    public_key: str,
+    origin: str | None,
+    own_origins: tuple[str, ...],
+    end_user_id: uuid.UUID | None,
+) -> WidgetSession:
+    """A token for the visitor's latest open dialog with this assistant, or for a new one."""
+    assistant = await enabled_assistant(session, public_key)
+    if not origin_allowed(assistant, origin, own_origins):
+        raise Forbidden("This origin may not use the assistant's widget")
+    dialog = None
+    if end_user_id is not None:
+        dialog = await session.scalar(
+            select(Dialog)
+            .where(
+                Dialog.assistant_id == assistant.id,
+                Dialog.widget_end_user_id == end_user_id,
+                Dialog.status == DialogStatus.active,
+            )
+            .order_by(Dialog.created_at.desc())
+            .limit(1)
+        )
+    else:
+        end_user_id = uuid.uuid4()
+    if dialog is None:
+        dialog = Dialog(
+            owner_id=assistant.owner_id, assistant_id=assistant.id, widget_end_user_id=end_user_id
+        )
+        session.add(dialog)
+        await session.flush()
+    token, ttl = create_access_token(
+        end_user_id,
+        kind=TOKEN_KIND,
+        ttl=get_settings().widget_session_ttl_seconds,
+        dialog_id=str(dialog.id),
+        assistant_id=str(assistant.id),
+    )
+    return WidgetSession(token, ttl, dialog.id, end_user_id)
+
+
+async def session_owner(session: AsyncSession, claims: AccessClaims) -> tuple[User, uuid.UUID]:
+    """The owner a widget token acts for and the one dialog it may reach; 401 when either is gone."""
+    try:
+        dialog_id = uuid.UUID(str(claims.scope.get("dialog_id")))
+    except ValueError as exc:
+        raise Unauthorized("This token cannot be used here") from exc
+    owner = await session.scalar(
+        select(User).join(Dialog, Dialog.owner_id == User.id).where(Dialog.id == dialog_id, User.is_active)
+    )
+    if owner is None:
+        raise Unauthorized("The widget session has ended")
+    return owner, dialog_id
