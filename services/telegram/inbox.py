@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -90,18 +91,40 @@ async def accept(
     return chat_key if schedule else None
 
 
-async def receive_webhook(session: AsyncSession, bot_id: uuid.UUID, secret: str | None, body: bytes) -> None:
-    """The webhook: check the bot's secret in constant time, parse, dedup, queue, and enqueue its handling."""
+# Each API process remembers a bot's webhook secret and status briefly, so a webhook call costs no query.
+# A bot disabled or deleted meanwhile has its updates ignored by the handler.
+_SECRET_CACHE_SECONDS = 5.0
+_secrets: dict[uuid.UUID, tuple[float, str, bool]] = {}
+
+
+async def _webhook_secret(session: AsyncSession, bot_id: uuid.UUID) -> tuple[str, bool] | None:
+    now = time.monotonic()
+    cached = _secrets.get(bot_id)
+    if cached is not None and cached[0] > now:
+        return cached[1], cached[2]
     row = (
         await session.execute(
             select(TelegramBot.webhook_secret, TelegramBot.status).where(TelegramBot.id == bot_id)
         )
     ).first()
     if row is None:
+        _secrets.pop(bot_id, None)
+        return None
+    if len(_secrets) > 10_000:
+        _secrets.clear()
+    _secrets[bot_id] = (now + _SECRET_CACHE_SECONDS, row.webhook_secret, row.status == BotStatus.active)
+    return row.webhook_secret, row.status == BotStatus.active
+
+
+async def receive_webhook(session: AsyncSession, bot_id: uuid.UUID, secret: str | None, body: bytes) -> None:
+    """The webhook: check the bot's secret in constant time, parse, dedup, queue, and enqueue its handling."""
+    known = await _webhook_secret(session, bot_id)
+    if known is None:
         raise NotFound("Bot not found")
-    if not hmac.compare_digest((secret or "").encode(), row.webhook_secret.encode()):
+    expected, active = known
+    if not hmac.compare_digest((secret or "").encode(), expected.encode()):
         raise Forbidden("The secret token does not match")
-    if row.status != BotStatus.active:
+    if not active:
         return
     try:
         data = orjson.loads(body)
