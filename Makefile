@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test lint bench bench-knowledge clean redis
+.PHONY: venv run test lint bench bench-knowledge clean redis chromium
 
 venv: $(STAMP)
 
@@ -49,7 +49,18 @@ redis:
 	echo "redis-server was started but does not answer on 127.0.0.1:6379" >&2; \
 	exit 1
 
-test: venv redis
+# The widget's browser tests drive Debian's chromium (Playwright never downloads a browser of its own).
+chromium:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "chromium is not installed; install it with:  apt-get install -y chromium" >&2; \
+	  exit 1; \
+	fi
+
+test: venv redis chromium
 	$(BIN)/pytest -q
 
 lint: venv

@@ -28,7 +28,7 @@
     "<style>" +
     ":host{all:initial}*{box-sizing:border-box;font:14px/1.4 system-ui,sans-serif}" +
     ".launcher{position:fixed;bottom:20px;" + side + ":20px;width:56px;height:56px;border-radius:50%;border:0;" +
-    "background:var(--c);color:var(--t);cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);font-size:24px;z-index:2147483646}" +
+    "background:var(--c);color:var(--t);cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);display:flex;align-items:center;justify-content:center;z-index:2147483646}" +
     ".panel{position:fixed;bottom:88px;" + side + ":20px;width:360px;max-width:calc(100vw - 40px);height:520px;" +
     "max-height:calc(100vh - 120px);background:#fff;color:#111;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);" +
     "display:flex;flex-direction:column;overflow:hidden;z-index:2147483647}" +
@@ -45,7 +45,8 @@
     "form button{background:var(--c);color:var(--t);border:0;border-radius:8px;padding:0 14px;cursor:pointer}" +
     "button:focus-visible,textarea:focus-visible{outline:2px solid #111;outline-offset:2px}" +
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}</style>" +
-    '<button class="launcher" type="button" aria-haspopup="dialog" aria-expanded="false" aria-label="Open chat">&#128172;</button>' +
+    '<button class="launcher" type="button" aria-haspopup="dialog" aria-expanded="false" aria-label="Open chat"><svg width="26" height="26" viewBox="0 0 24 24" aria-hidden="true" fill="currentColor">' +
+    '<path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/></svg></button>' +
     '<section class="panel" role="dialog" aria-modal="false" hidden>' +
     '<header><h2 class="title"></h2><button class="close" type="button" aria-label="Close chat">&times;</button></header>' +
     '<div class="log" role="log" aria-live="polite" aria-relevant="additions" tabindex="0"></div>' +
@@ -82,6 +83,7 @@
     var r = replies[id];
     if (!r) {
       r = replies[id] = { el: bubble("assistant", ""), text: "", done: false };
+      r.el.setAttribute("data-reply-id", id);
       r.el.classList.add("typing");
       r.el.setAttribute("aria-busy", "true");
     }
