@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, WebSocketRoute, async_playwright, expect
 
 from tests.fixtures.api import Account, signup
 from tests.fixtures.processes import free_port
@@ -87,6 +87,15 @@ async def completed_reply(http: httpx.AsyncClient, owner: Account, assistant_id:
     replies = [m for m in r.json()["items"] if m["role"] == "assistant"]
     assert replies and replies[-1]["status"] == "completed", replies
     return replies[-1]
+
+
+async def shows_the_stored_reply(
+    bubble: Locator, http: httpx.AsyncClient, owner: Account, assistant_id: str
+) -> None:
+    """The reply bubble, once finished, holds exactly the text the server stored."""
+    await expect(bubble).not_to_have_class(re.compile(r"\btyping\b"), timeout=TIMEOUT_MS)
+    stored = await completed_reply(http, owner, assistant_id)
+    await expect(bubble).to_have_text(stored["content"])
 
 
 async def open_and_send(page: Page, text: str) -> None:
@@ -196,10 +205,7 @@ async def test_polling_takes_over_when_sockets_are_blocked(
     await page.route_web_socket(re.compile(r".*/api/ws.*"), refuse)
     await page.goto(url)
     await open_and_send(page, "are you there [[tokens:12]]")
-    bubble = page.locator(".msg[data-reply-id]").last
-    await expect(bubble).not_to_have_class(re.compile(r"\btyping\b"), timeout=TIMEOUT_MS)
-    stored = await completed_reply(client, owner, assistant["id"])
-    await expect(bubble).to_have_text(stored["content"])
+    await shows_the_stored_reply(page.locator(".msg[data-reply-id]").last, client, owner, assistant["id"])
     assert len(attempts) >= 3
     await page.close()
 
@@ -237,8 +243,5 @@ async def test_the_iframe_page_chats_inside_a_listed_host(
     box = frame.get_by_role("textbox", name="Message")
     await box.fill("inside a frame [[tokens:8]]")
     await box.press("Enter")
-    bubble = frame.locator(".msg[data-reply-id]").last
-    await expect(bubble).not_to_have_class(re.compile(r"\btyping\b"), timeout=TIMEOUT_MS)
-    stored = await completed_reply(client, owner, assistant["id"])
-    await expect(bubble).to_have_text(stored["content"])
+    await shows_the_stored_reply(frame.locator(".msg[data-reply-id]").last, client, owner, assistant["id"])
     await page.close()
