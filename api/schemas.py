@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.widget import normalize_origin
@@ -24,8 +24,33 @@ def _origin(value: str) -> str:
 WidgetOrigins = Annotated[list[Annotated[str, AfterValidator(_origin)]], Field(max_length=50)]
 
 
+def _storable(value: Any) -> None:
+    """Text Postgres can store: no NUL character, no unpaired surrogate (from a JSON ``\\ud800``)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        # Refused as 422 here rather than failing in the database as a 5xx.
+        _storable(data)
+        return data
 
 
 class Out(BaseModel):
