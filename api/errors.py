@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -74,9 +74,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # PoolTimeout: every database connection is busy; the client may retry, like any 503.
     for exc_type in (
-        OperationalError, DBAPIError, PoolTimeout, redis.ConnectionError, redis.TimeoutError, BrokerError
+        OperationalError, InterfaceError, PoolTimeout, redis.ConnectionError, redis.TimeoutError, BrokerError
     ):  # fmt: skip
         app.add_exception_handler(exc_type, _dependency_down)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A lost connection is the database being away; any other database error is a bug of ours.
+        if exc.connection_invalidated:
+            return await _dependency_down(request, exc)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
