@@ -7,7 +7,7 @@ only the recent periods, which keeps each run small however long the history.
 What the columns count, per assistant and period (by each message's ``created_at``, in UTC):
 - ``messages``: user messages and replies; ``replies``, ``failed_replies``: the replies, those failed;
 - ``dialogs``: dialogs with a message in the period; ``end_users``: the people behind them (the Telegram
-  chat of a Telegram dialog, else the account that opened it);
+  chat of a Telegram dialog, the anonymous visitor of a widget dialog, else the account that opened it);
 - tokens and cost: the replies' usage records (the reply's own counts when billing did not record one);
 - ``latency_p50_ms``/``latency_p95_ms``: ``completed_at - started_at`` of the completed replies.
 """
@@ -53,8 +53,8 @@ SELECT m.assistant_id, m.owner_id, m.period_start,
 FROM (
     SELECT d.assistant_id, a.owner_id, msg.dialog_id, msg.role, msg.status,
            date_trunc(:granularity, msg.created_at, 'UTC') AS period_start,
-           coalesce('tg:' || tc.bot_id::text || ':' || tc.chat_id::text, 'u:' || d.owner_id::text)
-               AS end_user,
+           coalesce('tg:' || tc.bot_id::text || ':' || tc.chat_id::text, 'w:' || d.widget_end_user_id,
+                    'u:' || d.owner_id::text) AS end_user,
            CASE WHEN msg.role = 'assistant' THEN coalesce(u.prompt_tokens, msg.prompt_tokens) END
                AS prompt_tokens,
            CASE WHEN msg.role = 'assistant' THEN coalesce(u.completion_tokens, msg.completion_tokens) END
