@@ -18,6 +18,7 @@ from models.billing import (
 )
 from models.dialog import TERMINAL_STATUSES, Dialog, DialogStatus, Message, MessageRole, ReplyStatus
 from models.knowledge import Chunk, Document, DocumentStatus
+from models.operator import AssistantOperator
 from models.telegram import BotStatus, SendState, TelegramBot, TelegramChat, TelegramSend
 from models.user import RefreshToken, Role, User
 
@@ -27,6 +28,7 @@ __all__ = [
     "HOLD_KINDS",
     "TERMINAL_STATUSES",
     "Assistant",
+    "AssistantOperator",
     "AuditEvent",
     "Balance",
     "BalanceMismatch",

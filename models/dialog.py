@@ -47,6 +47,10 @@ class Dialog(IdMixin, TimestampMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # The anonymous visitor of a widget dialog (kept in their browser); None for other dialogs.
     widget_end_user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # The person holding the dialog; while set, the assistant does not answer on its own.
+    operator_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
 
     __table_args__ = (
         Index(
@@ -99,3 +103,5 @@ class Message(IdMixin, TimestampMixin, Base):
     heartbeat_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # Who wrote an assistant-role message by hand (an operator); None for generated replies.
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
