@@ -119,12 +119,13 @@ class Settings(BaseSettings):
     telegram_bot_messages_per_second: int = 30
     telegram_chat_interval_seconds: float = 1.0
     telegram_group_messages_per_minute: int = 20
-    # Added to every limit window, so clock and network jitter never push a send over Telegram's limit.
-    telegram_limit_margin_seconds: float = 0.05
+    # Added to each chat's and group's limit window, so a send delayed on its way (a busy worker, the
+    # network) does not arrive too soon after the previous one.
+    telegram_limit_margin_seconds: float = 0.25
     telegram_send_max_attempts: int = 5
     # Replies of one bot generated but not yet sent; a bot's further messages wait in its own queue, so a
     # bot sent more than it may answer does not fill the llm queue ahead of other bots.
-    telegram_bot_replies_in_flight: int = 60
+    telegram_bot_replies_in_flight: int = 30
     telegram_poll_timeout_seconds: int = 25
     telegram_poll_lease_seconds: float = 15.0
     telegram_webhook_check_seconds: float = 300.0

@@ -62,11 +62,11 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
     )
     if command == "/start":
         assistant = await session.get_one(Assistant, bot.assistant_id)
-        await _owe(session, chat, key, text=f"Hi! I'm {assistant.name}. Send me a message and I'll answer.")
+        await owe(session, chat, key, text=f"Hi! I'm {assistant.name}. Send me a message and I'll answer.")
         return "start"
     if command == "/reset":
         chat.dialog_id = (await _new_dialog(session, bot, message.chat)).id
-        await _owe(session, chat, key, text=RESET_TEXT)
+        await owe(session, chat, key, text=RESET_TEXT)
         return "reset"
     owner = await session.get_one(User, bot.owner_id)
     try:
@@ -75,12 +75,14 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
                 session, owner, chat.dialog_id, message.text[:MAX_CONTENT_CHARS], idempotency_key=f"tg:{key}"
             )
     except InsufficientBalance:
-        await _owe(session, chat, key, text=UNAVAILABLE_TEXT)
+        await owe(session, chat, key, text=UNAVAILABLE_TEXT)
         return "refused: balance"
     except RateLimited as exc:
         # The assistant is at its cap of concurrent replies: the update waits in its chat's queue.
         raise AssistantBusy(exc.retry_after) from exc
-    await _owe(session, chat, key, reply_id=posted.reply.id)
+    if posted.reply is None:
+        return "message: an operator holds the dialog"  # the operator's messages are sent as they come
+    await owe(session, chat, key, reply_id=posted.reply.id)
     return "message"
 
 
@@ -89,7 +91,7 @@ def send_key(bot_id: object, update_id: object) -> str:
     return f"{bot_id}:{update_id}"
 
 
-async def _owe(
+async def owe(
     session: AsyncSession,
     chat: TelegramChat,
     key: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import random
 import time
 import uuid
 from typing import Any
@@ -41,7 +42,9 @@ DEDUP_SECONDS = 24 * 3600
 INBOX_TTL_SECONDS = 7 * 24 * 3600
 LOCK_SECONDS = 120
 BUSY_RETRY_SECONDS = 0.3
-IN_FLIGHT_RETRY_SECONDS = 0.5
+# Chats of a bot at its cap come back spread over a second or two, not all at once (it frees one place
+# at a time as its replies go out).
+IN_FLIGHT_RETRY_SECONDS = (1.0, 2.0)
 MAX_UPDATES_PER_RUN = 20  # then the task yields to other chats and carries on in a new run
 NO_CHAT = "0"  # updates without a chat (e.g. an inline callback) share one queue per bot
 
@@ -181,7 +184,7 @@ async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
                 # The bot cannot send faster than its limit: its further messages wait here, in its own
                 # queue, instead of crowding other bots out of the llm queue.
                 await client.set(scheduled, "1", px=SCHEDULED_MS)
-                return IN_FLIGHT_RETRY_SECONDS
+                return random.uniform(*IN_FLIGHT_RETRY_SECONDS)
             try:
                 async with async_session_scope() as session:
                     outcome = await handling.handle_update(session, bot_id, data)

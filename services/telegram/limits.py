@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from core.settings import get_settings
 
 PREFIX = "chatai:tg:rl:"
+BOT_MARGIN_SECONDS = 0.05
 
 # KEYS: pause key, then one sorted set per window. ARGV: member, then (limit, window ms) per window.
 # Returns 0 when the message may go now (and records it), else the milliseconds to wait.
@@ -61,7 +62,8 @@ def windows_for(bot_id: object, chat_id: int) -> list[Window]:
     settings = get_settings()
     margin = settings.telegram_limit_margin_seconds
     windows = [
-        Window(f"{PREFIX}bot:{bot_id}", settings.telegram_bot_messages_per_second, 1.0 + margin),
+        # The bot's window gets a fixed small margin: a larger one would cost a busy bot its throughput.
+        Window(f"{PREFIX}bot:{bot_id}", settings.telegram_bot_messages_per_second, 1.0 + BOT_MARGIN_SECONDS),
         Window(f"{PREFIX}chat:{bot_id}:{chat_id}", 1, settings.telegram_chat_interval_seconds + margin),
     ]
     if chat_id < 0:  # groups and channels have negative ids
