@@ -22,6 +22,7 @@ from api.routers import (
     knowledge,
     knowledge_admin,
     metrics,
+    operators,
     telegram,
     widget,
     ws,
@@ -82,6 +83,7 @@ def create_app() -> FastAPI:
         analytics,
         admin_ops,
         widget,
+        operators,
     )
     for module in routers:
         app.include_router(module.router)

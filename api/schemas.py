@@ -151,6 +151,8 @@ class DialogOut(Out):
     created_at: datetime
     # Set on dialogs opened through the widget: the anonymous visitor, stable across their visits.
     widget_end_user_id: uuid.UUID | None = None
+    # The operator holding the dialog; while set, the assistant does not answer on its own.
+    operator_id: uuid.UUID | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -212,7 +214,8 @@ class QueuedReply(BaseModel):
 
 class PostMessageOut(BaseModel):
     message: PostedUserMessage
-    reply: QueuedReply
+    # None while an operator holds the dialog: no reply is queued then.
+    reply: QueuedReply | None
 
 
 # Knowledge base
@@ -265,3 +268,10 @@ class WidgetSessionOut(BaseModel):
     expires_in: int
     dialog_id: uuid.UUID
     end_user_id: uuid.UUID
+
+
+class AssignedOperatorOut(Out):
+    id: uuid.UUID
+    email: str
+    name: str | None
+    created_at: datetime  # when they were assigned

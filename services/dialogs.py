@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Assistant, Dialog, Role, User
+from models import Assistant, AssistantOperator, Dialog, Role, User
 from services import assistants
 from services.errors import NotFound
 from services.pagination import Page, newest_first, page_of
@@ -21,7 +21,26 @@ async def create(session: AsyncSession, owner: User, assistant_id: uuid.UUID, ti
     return dialog
 
 
-def _visible(user: User):  # type: ignore[no-untyped-def]
+def readable_by(user: User) -> ColumnElement[bool] | None:
+    """The condition on ``Dialog`` for the dialogs ``user`` may read (``None``: every dialog, for admins).
+
+    Owners read their own; operators also read the dialogs of the assistants they are assigned to.
+    """
+    if user.role == Role.admin:
+        return None
+    if user.role == Role.operator:
+        assigned = select(AssistantOperator.assistant_id).where(AssistantOperator.operator_id == user.id)
+        return or_(Dialog.owner_id == user.id, Dialog.assistant_id.in_(assigned))
+    return Dialog.owner_id == user.id
+
+
+def _visible(user: User) -> Select[tuple[Dialog]]:
+    condition = readable_by(user)
+    return select(Dialog) if condition is None else select(Dialog).where(condition)
+
+
+def _writable(user: User) -> Select[tuple[Dialog]]:
+    # Writing as the end user stays with the owner (and admins): operators answer by operator messages.
     return select(Dialog) if user.role == Role.admin else select(Dialog).where(Dialog.owner_id == user.id)
 
 
@@ -32,11 +51,13 @@ async def get_visible(session: AsyncSession, user: User, dialog_id: uuid.UUID) -
     return dialog
 
 
-async def get_visible_with_assistant(
+async def get_writable_with_assistant(
     session: AsyncSession, user: User, dialog_id: uuid.UUID
 ) -> tuple[Dialog, Assistant]:
-    """The dialog and its assistant in one query (the assistant then stays in the session's identity map)."""
-    query = _visible(user).add_columns(Assistant).join(Assistant, Assistant.id == Dialog.assistant_id)
+    """A dialog ``user`` may post end-user messages to, and its assistant, in one query.
+
+    The assistant then stays in the session's identity map."""
+    query = _writable(user).add_columns(Assistant).join(Assistant, Assistant.id == Dialog.assistant_id)
     row = (await session.execute(query.where(Dialog.id == dialog_id))).first()
     if row is None:
         raise NotFound("Dialog not found")

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.events import EventBus, dialog_topic
+from core.redis import async_redis
 from core.settings import get_settings
-from models import TERMINAL_STATUSES, Message, MessageRole, ReplyStatus, Role, User
+from models import TERMINAL_STATUSES, Dialog, Message, MessageRole, ReplyStatus, Role, User
 from services import chat_slots, dialogs
 from services.billing import holds
 from services.chat import cancellation
@@ -25,7 +26,8 @@ from workers.registry import TASKS
 @dataclass(frozen=True)
 class PostedMessage:
     message: Message
-    reply: Message
+    # None while an operator holds the dialog: the assistant does not answer then.
+    reply: Message | None
 
 
 async def post_message(
@@ -38,10 +40,12 @@ async def post_message(
 ) -> PostedMessage:
     """Write the user message and its queued reply, and enqueue the generation after commit.
 
-    The same ``idempotency_key`` within the window returns the first request's rows and enqueues nothing.
+    While an operator holds the dialog only the user message is written, and it is published on the
+    dialog's topic for the operator to see. The same ``idempotency_key`` within the window returns the
+    first request's rows and enqueues nothing.
     """
     # The assistant comes along for the hold's price (a query fewer on the hottest endpoint).
-    dialog, _ = await dialogs.get_visible_with_assistant(session, user, dialog_id)
+    dialog, _ = await dialogs.get_writable_with_assistant(session, user, dialog_id)
     if idempotency_key:
         earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
         if earlier is not None:
@@ -58,7 +62,8 @@ async def post_message(
         content="", status=ReplyStatus.queued, reply_to_id=message.id,
         idempotency_key=None, request_id=request_id, completed_at=None,
     )  # fmt: skip
-    session.add_all([message, reply])
+    held = dialog.operator_id is not None
+    session.add_all([message] if held else [message, reply])
     if idempotency_key is None:
         await session.flush()
     else:
@@ -71,6 +76,9 @@ async def post_message(
             if earlier is None:
                 raise
             return _same_request_or_conflict(earlier, dialog_id, content)
+    if held:
+        _publish_created(session, message)
+        return PostedMessage(message, None)
     # 429 here when the assistant is at its cap of concurrent generations; nothing is written either.
     await chat_slots.acquire(session, dialog.assistant_id, reply.id)
     if get_settings().billing_enabled:
@@ -84,6 +92,19 @@ async def post_message(
     outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
     outbox.on_dispatch_failure(session, _undo_post(message.id, reply.id))
     return PostedMessage(message, reply)
+
+
+def _publish_created(session: AsyncSession, message: Message) -> None:
+    """``message.created`` with the message as ``GET /api/messages/{id}`` shows it."""
+    data = {
+        "id": str(message.id), "dialog_id": str(message.dialog_id), "role": message.role.value,
+        "content": message.content, "status": message.status.value, "error": None,
+        "usage": {"prompt_tokens": None, "completion_tokens": None}, "cost_micros": None,
+        "citations": [], "created_at": message.created_at.isoformat(),
+        "completed_at": message.completed_at.isoformat() if message.completed_at else None,
+    }  # fmt: skip
+    topic, bus = dialog_topic(message.dialog_id), EventBus(async_client=async_redis())
+    outbox.after_commit(session, lambda: bus.apublish(topic, "message.created", data))
 
 
 def _undo_post(message_id: uuid.UUID, reply_id: uuid.UUID):  # type: ignore[no-untyped-def]
@@ -109,7 +130,6 @@ async def _find_by_idempotency_key(
         await session.flush()
         return None
     reply = await session.scalar(select(Message).where(Message.reply_to_id == message.id))
-    assert reply is not None
     return PostedMessage(message, reply)
 
 
@@ -121,7 +141,10 @@ def _same_request_or_conflict(earlier: PostedMessage, dialog_id: uuid.UUID, cont
 
 async def get_visible(session: AsyncSession, user: User, message_id: uuid.UUID) -> Message:
     query = select(Message).where(Message.id == message_id)
-    if user.role != Role.admin:
+    if user.role == Role.operator:
+        # Also the messages of the dialogs of the operator's assigned assistants.
+        query = query.join(Dialog, Dialog.id == Message.dialog_id).where(dialogs.readable_by(user))
+    elif user.role != Role.admin:
         query = query.where(Message.owner_id == user.id)
     message = await session.scalar(query)
     if message is None:

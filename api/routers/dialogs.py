@@ -62,7 +62,7 @@ async def post_message(
         message=PostedUserMessage(
             id=posted.message.id, content=posted.message.content, created_at=posted.message.created_at
         ),
-        reply=QueuedReply(id=posted.reply.id, status=posted.reply.status.value),
+        reply=QueuedReply(id=posted.reply.id, status=posted.reply.status.value) if posted.reply else None,
     )
 
 

@@ -250,6 +250,8 @@
     setStatus("");
     return call("POST", "/api/dialogs/" + session.dialogId + "/messages", { content: text }).then(function (res) {
       if (!messages[res.message.id]) { messages[res.message.id] = 1; bubble("user", text); }
+      // No reply is queued while an operator holds the dialog; their answers arrive as events.
+      if (!res.reply) return;
       reply(res.reply.id);
       watch(res.reply.id);
     });
