@@ -181,6 +181,8 @@ class MessageOut(BaseModel):
     citations: list[dict[str, Any]]
     created_at: datetime
     completed_at: datetime | None
+    # The operator who wrote an assistant message by hand; None for generated replies.
+    author_id: uuid.UUID | None = None
 
     @classmethod
     def of(cls, message: Any) -> MessageOut:
@@ -196,6 +198,7 @@ class MessageOut(BaseModel):
             citations=message.citations or [],
             created_at=message.created_at,
             completed_at=message.completed_at,
+            author_id=message.author_id,
         )
 
 

@@ -102,6 +102,7 @@ def _publish_created(session: AsyncSession, message: Message) -> None:
         "usage": {"prompt_tokens": None, "completion_tokens": None}, "cost_micros": None,
         "citations": [], "created_at": message.created_at.isoformat(),
         "completed_at": message.completed_at.isoformat() if message.completed_at else None,
+        "author_id": None,
     }  # fmt: skip
     topic, bus = dialog_topic(message.dialog_id), EventBus(async_client=async_redis())
     outbox.after_commit(session, lambda: bus.apublish(topic, "message.created", data))

@@ -67,6 +67,7 @@ async def test_takeover_silences_the_assistant_and_the_operator_answers_over_the
         assert r.status_code == 201, r.text
         answer = r.json()
         assert answer["role"] == "assistant" and answer["status"] == "completed"
+        assert answer["author_id"] == op.user_id
         frames = await end_user.until("reply.completed", answer["id"])
         assert frames[-1]["data"]["content"] == "Hi, Olga from support here."
         assert not any(f["type"] == "reply.started" for f in frames), "the assistant did not answer"
