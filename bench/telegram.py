@@ -248,11 +248,13 @@ def render(cfg: Config, report: Report, elapsed: float) -> str:
             if line.startswith("model name")
         )
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    defaults = Config(quick=True, seconds=15.0, drain_seconds=45.0) if cfg.quick else Config()
+    mode = ("--quick" if cfg.quick else "full") if cfg == defaults else "scaled"
     lines = [
-        f"## telegram ({'--quick' if cfg.quick else 'full'}) — {when}",
+        f"## telegram ({mode}) — {when}",
         "",
         f"Machine: nproc={os.cpu_count()}, {cpu}, Python {platform.python_version()}. "
-        f"Run took {elapsed:.0f} s.",
+        f"Run took {elapsed:.0f} s. Command: `.venv/bin/python bench/telegram.py {' '.join(sys.argv[1:])}`.",
         "",
         "| metric | median (p50) | p99 | value | baseline | ratio/target |",
         "|---|---|---|---|---|---|",
