@@ -191,5 +191,27 @@ def rollup(
     typer.echo(f"{period} rollup: {result.written} period row(s) written, {result.deleted} removed")
 
 
+@app.command()
+def reconcile() -> None:
+    """Recompute every balance from its ledger entries now; mismatches are recorded and listed, not fixed."""
+    from core.db import async_session_scope
+    from services.billing import reconcile as reconciliation
+
+    async def go() -> reconciliation.ReconcileResult:
+        async with async_session_scope() as session:
+            return await reconciliation.reconcile(session)
+
+    result = _run_on_database(go)
+    for mismatch in result.mismatches:
+        typer.echo(
+            f"mismatch: user {mismatch.owner_id} balance {mismatch.balance_micros} "
+            f"(ledger {mismatch.ledger_balance_micros}), held {mismatch.held_micros} "
+            f"(ledger {mismatch.ledger_held_micros})"
+        )
+    typer.echo(f"reconciliation {result.run_id}: {len(result.mismatches)} mismatch(es)")
+    if result.mismatches:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

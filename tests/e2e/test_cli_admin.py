@@ -1,4 +1,5 @@
-"""``chatai create-admin`` and ``chatai rollup`` as subprocesses, on the database ``DATABASE_URL`` names."""
+"""``chatai create-admin``, ``rollup`` and ``reconcile`` as subprocesses, on the database ``DATABASE_URL``
+names."""
 
 from __future__ import annotations
 
@@ -87,3 +88,35 @@ def test_rollup_now(stack_env: dict[str, str], database_url: str) -> None:
         == rows
     )
     assert chatai(stack_env, "rollup", "--period", "week").returncode != 0
+
+
+def test_reconcile_now_lists_a_corrupted_balance_and_leaves_it(
+    stack_env: dict[str, str], database_url: str
+) -> None:
+    email = f"ledger-{uuid.uuid4().hex[:8]}@example.com"
+    assert (
+        chatai(
+            stack_env, "create-admin", "--email", email, "--password", "a long admin passphrase"
+        ).returncode
+        == 0
+    )
+    ((user_id,),) = sql(database_url, "SELECT id::text FROM users WHERE email = %s", email)
+    sql(
+        database_url,
+        "INSERT INTO balances (user_id, balance_micros, held_micros, currency, updated_at)"
+        " VALUES (%s, 0, 0, 'USD', now()) ON CONFLICT (user_id) DO NOTHING",
+        user_id,
+    )
+    clean = chatai(stack_env, "reconcile")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "0 mismatch(es)" in clean.stdout
+
+    balance_sql = "SELECT balance_micros FROM balances WHERE user_id = %s"
+    ((before,),) = sql(database_url, balance_sql, user_id)
+    sql(database_url, "UPDATE balances SET balance_micros = balance_micros + 777 WHERE user_id = %s", user_id)
+    found = chatai(stack_env, "reconcile")
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert f"mismatch: user {user_id}" in found.stdout and "1 mismatch(es)" in found.stdout
+    ((recorded,),) = sql(database_url, "SELECT count(*) FROM balance_mismatches WHERE owner_id = %s", user_id)
+    assert recorded == 1
+    assert sql(database_url, balance_sql, user_id) == [(before + 777,)]  # reported, not fixed
