@@ -63,12 +63,15 @@ async def post_message(
         idempotency_key=None, request_id=request_id, completed_at=None,
     )  # fmt: skip
     held = dialog.operator_id is not None
-    session.add_all([message] if held else [message, reply])
+    rows = [message] if held else [message, reply]
     if idempotency_key is None:
+        session.add_all(rows)
         await session.flush()
     else:
         try:
+            # Added inside the savepoint: begin_nested() flushes what is pending before it starts.
             async with session.begin_nested():
+                session.add_all(rows)
                 await session.flush()
         except IntegrityError:
             # A concurrent request with the same key won the race; answer with its rows.
