@@ -44,6 +44,20 @@ async def update_user(
     return user
 
 
+async def list_users(
+    session: AsyncSession, limit: int, cursor: str | None, search: str | None, role: Role | None
+) -> Page[User]:
+    """Newest accounts first; ``search`` matches part of the email or the name, case-insensitively."""
+    query = select(User)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(User.email.ilike(pattern) | User.name.ilike(pattern))
+    if role is not None:
+        query = query.where(User.role == role)
+    query = newest_first(query, User.created_at, User.id, limit, cursor)
+    return page_of((await session.scalars(query)).all(), limit)
+
+
 async def list_audit(session: AsyncSession, limit: int, cursor: str | None) -> Page[AuditEvent]:
     query = newest_first(select(AuditEvent), AuditEvent.created_at, AuditEvent.id, limit, cursor)
     return page_of((await session.scalars(query)).all(), limit)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from api.deps import AdminUser, PageDep, SessionDep
 from api.ratelimits import client_ip
 from api.schemas import Out, PageOut, Strict, UserOut
+from models import Role
 from services import users_admin
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -34,6 +35,20 @@ class AuditEventOut(Out):
     ip: str | None
     details: dict[str, Any] | None = Field(default=None)
     created_at: datetime
+
+
+@router.get("/users", response_model=PageOut[AdminUserOut])
+async def list_users(
+    _: AdminUser,
+    session: SessionDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=200, description="part of the email or name")] = None,
+    role: Literal["user", "operator", "admin"] | None = None,
+) -> PageOut[AdminUserOut]:
+    result = await users_admin.list_users(session, page.limit, page.cursor, q, Role(role) if role else None)
+    return PageOut(
+        items=[AdminUserOut.model_validate(u) for u in result.items], next_cursor=result.next_cursor
+    )
 
 
 @router.patch("/users/{user_id}", response_model=AdminUserOut)

@@ -153,3 +153,28 @@ async def test_deactivation_takes_effect_at_once(
     r = await http.get("/api/admin/audit", headers=admin.headers)
     assert r.status_code == 200 and r.json()["items"][0]["action"] == "user_updated"
     assert (await http.get("/api/admin/audit", headers=fresh)).status_code == 403
+
+
+async def test_admins_list_and_search_users(http: httpx.AsyncClient, database_url: str) -> None:
+    admin = await signup(http, "lister")
+    make_admin(database_url, admin.user_id)
+    tag = f"needle{int(time.time() * 1000)}"
+    first = await signup(http, f"{tag}-one")
+    second = await signup(http, f"{tag}-two")
+    other = await signup(http, "haystack")
+
+    r = await http.get("/api/admin/users", params={"q": tag, "limit": 1}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert [u["id"] for u in page["items"]] == [second.user_id]  # newest first
+    r = await http.get(
+        "/api/admin/users", params={"q": tag, "cursor": page["next_cursor"]}, headers=admin.headers
+    )
+    assert [u["id"] for u in r.json()["items"]] == [first.user_id] and r.json()["next_cursor"] is None
+    r = await http.get("/api/admin/users", params={"q": "%"}, headers=admin.headers)
+    assert r.json()["items"] == []  # wildcards are searched for literally
+    r = await http.get("/api/admin/users", params={"role": "admin"}, headers=admin.headers)
+    assert admin.user_id in {u["id"] for u in r.json()["items"]}
+    assert other.user_id not in {u["id"] for u in r.json()["items"]}
+    r = await http.get("/api/admin/users", headers=other.headers)
+    assert r.status_code == 403
