@@ -56,6 +56,11 @@ class BenchStack:
         self.noop_worker: Child | None = None
         self._pg_started = False
 
+    @property
+    def broker_url(self) -> str:
+        """The workers' broker: ``CELERY_BROKER_URL`` when the run sets one, else the Redis db."""
+        return self.extra_env.get("CELERY_BROKER_URL", self.redis_url)
+
     # Start.
 
     def start(self) -> None:
@@ -85,7 +90,7 @@ class BenchStack:
         self.stack.children.append(worker)  # stopped with the rest
         from celery import Celery
 
-        control = Celery("bench-control", broker=self.redis_url).control
+        control = Celery("bench-control", broker=self.broker_url).control
         deadline = time.monotonic() + 60
         while not control.ping(timeout=0.5):
             if worker.proc.poll() is not None:
@@ -207,7 +212,7 @@ class BenchStack:
         """Stop (or resume) the llm worker taking tasks, through Celery's remote control."""
         from celery import Celery
 
-        control = Celery("bench-control", broker=self.redis_url).control
+        control = Celery("bench-control", broker=self.broker_url).control
         replies = (control.cancel_consumer if paused else control.add_consumer)(
             "llm", reply=True, timeout=5, limit=1
         )
