@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from tests.fixtures.database import DatabaseFactory
+from tests.fixtures.fake_telegram import FakeTelegram
 from tests.fixtures.processes import ARTIFACTS
 from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack, base_env, running_stack
 
@@ -56,6 +57,13 @@ def log_dir(request: pytest.FixtureRequest) -> object:
 @pytest.fixture(scope="module")
 def stack_env(database_url: str, stack_redis_url: str, log_dir: object) -> dict[str, str]:
     return base_env(database_url, stack_redis_url, log_dir)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fake_telegram(stack_env: dict[str, str], log_dir: object) -> Iterator[FakeTelegram]:
+    server = FakeTelegram(log_dir, stack_env)  # type: ignore[arg-type]
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,29 +14,16 @@ from tests.fixtures.billing import sql
 from tests.fixtures.fake_telegram import FakeTelegram
 from tests.fixtures.processes import wait_for
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
-from tests.fixtures.telegram import connect_bot, deliver, text_update, wait_sent
+from tests.fixtures.telegram import connect_bot, deliver, text_update, wait_sent, webhook_stack_env
 
 CHAT = 7001
-
-
-@pytest.fixture(scope="module")
-def fake_telegram(stack_env: dict[str, str], log_dir: Any) -> Iterator[FakeTelegram]:
-    server = FakeTelegram(log_dir, stack_env)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
 def tg_stack(
     stack_env: dict[str, str], fake_llm: FakeLLM, fake_telegram: FakeTelegram, log_dir: Any
 ) -> Iterator[Stack]:
-    env = {
-        **stack_env,
-        **fake_llm.env,
-        **fake_telegram.env,
-        "CHATAI_PUBLIC_BASE_URL": "https://chatai.example",
-        "CHATAI_TELEGRAM_WEBHOOKS": "true",
-    }
+    env = webhook_stack_env(stack_env, fake_llm, fake_telegram)
     with running_stack(env, log_dir, workers=("llm", "telegram")) as system:
         yield system
 

@@ -19,7 +19,14 @@ from tests.fixtures.billing import send_task, sql
 from tests.fixtures.fake_telegram import FakeTelegram
 from tests.fixtures.processes import wait_for
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
-from tests.fixtures.telegram import connect_bot, deliver, send_states, text_update, wait_sent
+from tests.fixtures.telegram import (
+    connect_bot,
+    deliver,
+    send_states,
+    text_update,
+    wait_sent,
+    webhook_stack_env,
+)
 from workers.registry import TASKS
 
 _membership_ids = itertools.count(900_000)
@@ -27,27 +34,16 @@ IN_FLIGHT = 3
 
 
 @pytest.fixture(scope="module")
-def fake_telegram(stack_env: dict[str, str], log_dir: Any) -> Iterator[FakeTelegram]:
-    server = FakeTelegram(log_dir, stack_env)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def tg_stack(
     stack_env: dict[str, str], fake_llm: FakeLLM, fake_telegram: FakeTelegram, log_dir: Any
 ) -> Iterator[Stack]:
-    env = {
-        **stack_env,
-        **fake_llm.env,
-        **fake_telegram.env,
-        "CHATAI_PUBLIC_BASE_URL": "https://chatai.example",
-        "CHATAI_TELEGRAM_WEBHOOKS": "true",
-        "CHATAI_TELEGRAM_CONCURRENCY": "20",
-        "CHATAI_TELEGRAM_BOT_REPLIES_IN_FLIGHT": str(IN_FLIGHT),
+    env = webhook_stack_env(
+        stack_env, fake_llm, fake_telegram,
+        CHATAI_TELEGRAM_CONCURRENCY="20",
+        CHATAI_TELEGRAM_BOT_REPLIES_IN_FLIGHT=str(IN_FLIGHT),
         # Below the bots' cap, so an assistant at its cap holds updates back too (none is dropped).
-        "CHATAI_MAX_CONCURRENT_GENERATIONS_PER_ASSISTANT": "2",
-    }
+        CHATAI_MAX_CONCURRENT_GENERATIONS_PER_ASSISTANT="2",
+    )  # fmt: skip
     with running_stack(env, log_dir, workers=("llm", "telegram")) as system:
         yield system
 

@@ -23,13 +23,6 @@ LEASE_SECONDS = 2
 
 
 @pytest.fixture(scope="module")
-def fake_telegram(stack_env: dict[str, str], log_dir: Any) -> Iterator[FakeTelegram]:
-    server = FakeTelegram(log_dir, stack_env)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def poll_env(stack_env: dict[str, str], fake_llm: FakeLLM, fake_telegram: FakeTelegram) -> dict[str, str]:
     return {
         **stack_env,
