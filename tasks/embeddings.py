@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-import redis
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import OperationalError
 
 from core.db import async_session_scope
 from core.events import EventBus
@@ -16,12 +14,14 @@ from models import DocumentStatus
 from services.knowledge import indexing, reaper, reindex
 from services.knowledge.embedding import TransientEmbeddingError, get_embedder
 from services.knowledge.storage import get_storage
+from tasks import TRANSIENT as INFRASTRUCTURE
 from workers import loop
 from workers.app import celery_app
 from workers.dispatch import complete_unit_of_work
 from workers.registry import TASKS
 
-TRANSIENT = (OperationalError, redis.ConnectionError, redis.TimeoutError, TransientEmbeddingError)
+# An embedding provider's 429/5xx is retried like an infrastructure hiccup.
+TRANSIENT = (*INFRASTRUCTURE, TransientEmbeddingError)
 _settings = get_settings()
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from api.ws_hub import EVENT_ID, Client, Hub
@@ -17,8 +16,9 @@ from core.db import async_session_scope
 from core.logging import user_id_var
 from core.security import AccessClaims, TokenError, decode_access_token
 from core.settings import get_settings
-from models import User
+from services import auth
 from services.access import resolve_topic
+from services.errors import Unauthorized
 
 log = logging.getLogger("chatai.ws")
 router = APIRouter()
@@ -92,13 +92,13 @@ async def _authenticate(websocket: WebSocket) -> AccessClaims | None:
     if claims.kind == "user":
         try:
             async with async_session_scope() as session:
-                active = await session.scalar(select(User.is_active).where(User.id == claims.subject))
+                await auth.active_user(session, claims.subject)
+        except Unauthorized as exc:
+            await _reject(websocket, CLOSE_UNAUTHORIZED, "unauthorized", exc.message)
+            return None
         except (OperationalError, DBAPIError):
             log.warning("ws: database unavailable during auth")
             await _reject(websocket, CLOSE_UNAVAILABLE, "unavailable", "try again later")
-            return None
-        if not active:
-            await _reject(websocket, CLOSE_UNAUTHORIZED, "unauthorized", "the account is not active")
             return None
     return claims
 
