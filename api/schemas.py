@@ -108,6 +108,7 @@ class AssistantIn(Strict):
     retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
     retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
     widget_allowed_origins: WidgetOrigins | None = None
+    telegram_streaming: bool = False
 
 
 class AssistantPatch(Strict):
@@ -120,6 +121,7 @@ class AssistantPatch(Strict):
     retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
     retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
     widget_allowed_origins: WidgetOrigins | None = None
+    telegram_streaming: bool = False
 
 
 class AssistantOut(Out):
@@ -134,6 +136,7 @@ class AssistantOut(Out):
     retrieval_min_score: float | None = None
     public_key: str
     widget_allowed_origins: list[str] = []
+    telegram_streaming: bool = False
     created_at: datetime
 
 

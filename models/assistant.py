@@ -4,7 +4,7 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,4 +33,6 @@ class Assistant(IdMixin, TimestampMixin, Base):
     widget_allowed_origins: Mapped[list[str]] = mapped_column(
         ARRAY(String(300)), default=list, server_default="{}"
     )
+    # Telegram chats see the answer as it is written (one message edited at most once a second).
+    telegram_streaming: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -99,4 +99,7 @@ class TelegramSend(IdMixin, TimestampMixin, Base):
     parts_sent: Mapped[int] = mapped_column(default=0)
     message_ids: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
     error: Mapped[str | None] = mapped_column(String(500))
+    # A streamed answer: the message edited while the reply is written, and how much of the text it shows.
+    stream_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    stream_chars: Mapped[int] = mapped_column(default=0, server_default="0")
     sent_at: Mapped[datetime | None]

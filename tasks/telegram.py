@@ -14,7 +14,7 @@ from core.db import async_session_scope
 from core.events import EventBus
 from core.redis import async_redis
 from core.settings import get_settings
-from services.telegram import bots, inbox, sending
+from services.telegram import bots, inbox, sending, streaming
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
@@ -59,6 +59,17 @@ def reply_finished(reply_id: str) -> None:
     if chat_row_id is not None:
         outcome = loop.run(sending.deliver_chat(chat_row_id), timeout=TIME_LIMIT)
         _follow(None, str(chat_row_id), outcome, 0)
+
+
+@celery_app.task(
+    name=TASKS.telegram_stream_reply, bind=True, autoretry_for=TRANSIENT, retry_backoff=True,
+    max_retries=None, acks_late=True,
+)  # fmt: skip
+def stream_reply(self: Task, send_key: str) -> None:
+    """One look at a streamed answer; it comes back every second until the reply is finished."""
+    again = loop.run(streaming.tick(send_key), timeout=TIME_LIMIT)
+    if again is not None:
+        raise self.retry(countdown=again, max_retries=None)
 
 
 def _follow(task: Task | None, chat_row_id: str, outcome: sending.Outcome, failures: int) -> None:

@@ -26,6 +26,7 @@ log = logging.getLogger("chatai.telegram")
 MAX_CONTENT_CHARS = 16000
 RESET_TEXT = "Started a new conversation."
 UNAVAILABLE_TEXT = "Sorry, this assistant cannot answer right now. Please try again later."
+STREAM_FIRST_LOOK_SECONDS = 0.5  # about when the first words of a reply exist
 _ACTIVE_MEMBER = {"member", "administrator", "creator", "restricted"}
 
 
@@ -83,6 +84,9 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
     if posted.reply is None:
         return "message: an operator holds the dialog"  # the operator's messages are sent as they come
     await owe(session, chat, key, reply_id=posted.reply.id)
+    assistant = await session.get_one(Assistant, bot.assistant_id)  # loaded with the dialog: no query
+    if assistant.telegram_streaming:
+        outbox.enqueue(session, TASKS.telegram_stream_reply, key, countdown=STREAM_FIRST_LOOK_SECONDS)
     return "message"
 
 

@@ -2,8 +2,9 @@
 
 One task at a time per chat (a Redis lock) walks the chat's pending sends oldest first. A reply is sent
 once it is terminal, split into parts of at most 4096 characters; each accepted part is recorded before
-the next goes, so a redelivered task resumes after the last part Telegram accepted. When a limit says
-wait, the caller retries the task after that long; no worker sleeps.
+the next goes, so a redelivered task resumes after the last part Telegram accepted. A streamed answer
+(``services.telegram.streaming``) already has a message on screen: its first part is an edit of that
+message. When a limit says wait, the caller retries the task after that long; no worker sleeps.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from telegram.error import (
     InvalidToken,
     NetworkError,
     RetryAfter,
+    TelegramError,
     TimedOut,
 )
 
@@ -74,6 +76,7 @@ class _Next:
     chat_id: int
     part_index: int
     parts: list[str]
+    edit_message_id: int | None  # the streamed message this part replaces, if any
 
 
 def lock_key(chat_row_id: object) -> str:
@@ -142,7 +145,10 @@ async def _next_part(chat_row_id: uuid.UUID) -> _Next | None:
                 await limits.replies_settled(async_redis(), bot.id, [send.key])
                 continue
             token = bots.token_of(bot)
-            return _Next(send.id, send.key, bot.id, bot.owner_id, token, chat.chat_id, send.parts_sent, parts)
+            edit = send.stream_message_id if send.parts_sent == 0 else None
+            return _Next(
+                send.id, send.key, bot.id, bot.owner_id, token, chat.chat_id, send.parts_sent, parts, edit
+            )
 
 
 async def _text_of(session: AsyncSession, send: TelegramSend) -> str | None:
@@ -163,32 +169,60 @@ async def _send(nxt: _Next, chat_row_id: uuid.UUID, limiter: SendLimiter) -> Out
     client = await clients().bot(nxt.token)
     text = nxt.parts[nxt.part_index]
     try:
-        sent = await client.send_message(nxt.chat_id, text)
-    except RetryAfter as exc:
+        if nxt.edit_message_id is not None:
+            await client.edit_message_text(text, chat_id=nxt.chat_id, message_id=nxt.edit_message_id)
+            message_id = nxt.edit_message_id
+        else:
+            message_id = (await client.send_message(nxt.chat_id, text)).message_id
+    except BadRequest as exc:
+        if is_not_modified(exc):
+            await _record_part(nxt, nxt.edit_message_id)
+        elif nxt.edit_message_id is not None:
+            # The streamed message is gone (deleted by the user) or too old to edit: send the part anew.
+            await forget_stream_message(nxt.send_id)
+        else:
+            await _fail_send(nxt.bot_id, nxt.send_id, redact(exc.message, nxt.token))
+        return None
+    except TelegramError as exc:
+        return await handle_send_error(exc, nxt.bot_id, chat_row_id, nxt.token, limiter)
+    await _record_part(nxt, message_id)
+    return None
+
+
+def is_not_modified(exc: BadRequest) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+async def handle_send_error(
+    exc: TelegramError, bot_id: uuid.UUID, chat_row_id: uuid.UUID, token: str, limiter: SendLimiter
+) -> Outcome | None:
+    """What a refused send or edit means for the bot and the chat (``BadRequest`` is the caller's):
+    ``None`` to go on at once, else how the run ends."""
+    if isinstance(exc, RetryAfter):
         pause = seconds(exc.retry_after)
-        await limiter.pause(nxt.bot_id, pause)
-        await _set_paused(nxt.bot_id, pause)
-        log.warning("bot %s rate limited by Telegram for %ss", nxt.bot_id, pause)
+        await limiter.pause(bot_id, pause)
+        await _set_paused(bot_id, pause)
+        log.warning("bot %s rate limited by Telegram for %ss", bot_id, pause)
         return Outcome(retry_in=pause)
-    except Forbidden as exc:
-        await _deactivate_chat(nxt.bot_id, chat_row_id, redact(exc.message, nxt.token))
+    if isinstance(exc, Forbidden):
+        await _deactivate_chat(bot_id, chat_row_id, redact(exc.message, token))
         return Outcome()
-    except InvalidToken:
-        await _disable_bot(nxt.bot_id, "Telegram rejected the bot token")
+    if isinstance(exc, InvalidToken):
+        await _disable_bot(bot_id, "Telegram rejected the bot token")
         return Outcome()
-    except ChatMigrated as exc:
+    if isinstance(exc, ChatMigrated):
         await _migrate_chat(chat_row_id, exc.new_chat_id)
         return None  # the same part again, to the new chat id
-    except BadRequest as exc:
-        if "message is not modified" in exc.message.lower():
-            await _record_part(nxt, None)
-            return None
-        await _fail_send(nxt.bot_id, nxt.send_id, redact(exc.message, nxt.token))
-        return None
-    except (TimedOut, NetworkError) as exc:  # network faults and 5xx answers
-        return Outcome(retry_in=1.0, error=redact(str(exc), nxt.token))
-    await _record_part(nxt, sent.message_id)
-    return None
+    if isinstance(exc, TimedOut | NetworkError):  # network faults and 5xx answers
+        return Outcome(retry_in=1.0, error=redact(str(exc), token))
+    raise exc
+
+
+async def forget_stream_message(send_id: uuid.UUID) -> None:
+    async with async_session_scope() as session:
+        await session.execute(
+            update(TelegramSend).where(TelegramSend.id == send_id).values(stream_message_id=None)
+        )
 
 
 async def _record_part(nxt: _Next, message_id: int | None) -> None:

@@ -115,6 +115,16 @@ async def test_assistant_crud_and_pagination(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200 and r.json()["temperature"] == 0.1 and r.json()["name"] == "A0"
     r = await client.patch(f"/api/assistants/{created[0]}", json={"temperature": 9}, headers=user.headers)
     assert r.status_code == 422
+    assert r.json()["error"]["code"] == "validation_error"
+    assert (await client.get(f"/api/assistants/{created[1]}", headers=user.headers)).json()[
+        "telegram_streaming"
+    ] is False
+    patch = {"telegram_streaming": True}
+    r = await client.patch(f"/api/assistants/{created[1]}", json=patch, headers=user.headers)
+    assert r.status_code == 200 and r.json()["telegram_streaming"] is True
+    patch = {"telegram_streaming": None}
+    r = await client.patch(f"/api/assistants/{created[1]}", json=patch, headers=user.headers)
+    assert r.status_code == 422
     r = await client.delete(f"/api/assistants/{created[0]}", headers=user.headers)
     assert r.status_code == 204
     r = await client.get(f"/api/assistants/{created[0]}", headers=user.headers)

@@ -266,6 +266,39 @@ async def test_a_9000_character_answer_arrives_as_three_messages(
     )
 
 
+async def test_a_streamed_answer_grows_in_one_message_and_ends_with_the_full_text(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram, max_tokens=2000, telegram_streaming=True)
+    # About 5,500 characters written over ~6 s: shown as it grows, then finished in two messages.
+    await deliver(http, bot, text_update(512, "[[tokens:900]] [[delay_ms:7]] stream it"))
+    await asyncio.to_thread(
+        wait_for, lambda: send_states(database_url, bot, 512) == ["sent"], 30, "the streamed answer sent"
+    )
+    (content,), *_ = sql(
+        database_url,
+        """SELECT m.content FROM messages m JOIN telegram_chats c ON c.dialog_id = m.dialog_id
+           WHERE c.bot_id = %s AND m.role = 'assistant'""",
+        bot.id,
+    )
+    screen = fake_telegram.screen(bot.telegram_id, 512)
+    assert len(screen) == 2 and all(len(m) <= 4096 for m in screen)
+    assert " ".join(screen).split() == content.split(), "the chat ends with the full text"
+
+    calls = [c for c in fake_telegram.calls(None, bot.telegram_id, 512) if c["status"] == 200]
+    first = next(c for c in calls if c["method"] == "sendMessage")
+    edits = [c for c in calls if c["method"] == "editMessageText"]
+    assert edits and all(int(e["params"]["message_id"]) == first["message_id"] for e in edits)
+    shown = [" ".join(c["params"]["text"].split()) for c in [first, *edits]]
+    assert len(shown) >= 3, "the answer was shown while it was written"
+    assert all(" ".join(content.split()).startswith(text) for text in shown)
+    assert all(len(a) < len(b) for a, b in itertools.pairwise(shown[:-1])), "it grew"
+    assert len(shown[0]) < len(screen[0]), "the first look was a partial text"
+    times = [c["at"] for c in calls]
+    assert all(b - a >= 0.99 for a, b in itertools.pairwise(times)), "at most one send or edit a second"
+    assert not [c for c in fake_telegram.calls(None, bot.telegram_id, 512) if c["status"] == 429]
+
+
 async def test_a_migrated_group_is_followed_and_server_errors_are_retried(
     http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
 ) -> None:

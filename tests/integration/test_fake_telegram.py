@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from telegram import Bot
+from telegram import Bot, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter
 
 from tests.fixtures.fake_telegram import FakeTelegram
@@ -39,6 +40,23 @@ async def test_get_me_webhook_and_send(fake: FakeTelegram, bot: tuple[Bot, int, 
     sent = await client.send_message(42, "hello")
     assert sent.text == "hello" and sent.chat.id == 42
     assert fake.sent_texts(bot_id, 42) == ["hello"]
+
+
+async def test_edits_change_a_sent_message_and_count_against_the_limits(
+    fake: FakeTelegram, bot: tuple[Bot, int, str]
+) -> None:
+    client, _, _ = bot
+    sent = await client.send_message(7, "draft")
+    with pytest.raises(RetryAfter):
+        await client.edit_message_text("too soon", chat_id=7, message_id=sent.message_id)
+    with pytest.raises(BadRequest, match=r"(?i)not modified"):
+        await client.edit_message_text("draft", chat_id=7, message_id=sent.message_id)
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+        await client.edit_message_text("lost", chat_id=7, message_id=sent.message_id + 10_000)
+    other = await client.send_message(8, "first")
+    await asyncio.sleep(1.05)  # the chat's one-per-second window, which the fake enforces on edits too
+    edited = await client.edit_message_text("final", chat_id=8, message_id=other.message_id)
+    assert isinstance(edited, Message) and edited.text == "final"
 
 
 async def test_limits_answer_429_with_retry_after(fake: FakeTelegram, bot: tuple[Bot, int, str]) -> None:
@@ -75,7 +93,7 @@ async def test_injected_errors_map_to_client_exceptions(
     fake.fault(
         token=token, method="editMessageText", status=400, description="Bad Request: message is not modified"
     )
-    with pytest.raises(BadRequest, match="not modified"):
+    with pytest.raises(BadRequest, match=r"(?i)not modified"):
         await client.edit_message_text("same", chat_id=6, message_id=1)
     fake.revoke(token)
     with pytest.raises(InvalidToken):
