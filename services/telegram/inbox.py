@@ -42,9 +42,9 @@ DEDUP_SECONDS = 24 * 3600
 INBOX_TTL_SECONDS = 7 * 24 * 3600
 LOCK_SECONDS = 120
 BUSY_RETRY_SECONDS = 0.3
-# Chats of a bot at its cap come back spread over a second or two, not all at once (it frees one place
-# at a time as its replies go out).
-IN_FLIGHT_RETRY_SECONDS = (1.0, 2.0)
+# A chat waiting for one of its bot's in-flight places is woken when one frees up; failing that, it looks
+# again after this long (spread, so a bot's waiting chats do not all come back at once).
+PARKED_RETRY_SECONDS = (15.0, 20.0)
 MAX_UPDATES_PER_RUN = 20  # then the task yields to other chats and carries on in a new run
 NO_CHAT = "0"  # updates without a chat (e.g. an inline callback) share one queue per bot
 
@@ -179,12 +179,13 @@ async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
                     return None
             key = handling.send_key(bot_id, data.get("update_id"))
             if not await limits.start_reply(
-                client, bot_id, key, get_settings().telegram_bot_replies_in_flight
+                client, bot_id, key, chat_key, get_settings().telegram_bot_replies_in_flight
             ):
                 # The bot cannot send faster than its limit: its further messages wait here, in its own
-                # queue, instead of crowding other bots out of the llm queue.
+                # queue, instead of crowding other bots out of the llm queue. A place freed wakes the
+                # chat; the long retry only covers a wake-up lost with a worker.
                 await client.set(scheduled, "1", px=SCHEDULED_MS)
-                return random.uniform(*IN_FLIGHT_RETRY_SECONDS)
+                return random.uniform(*PARKED_RETRY_SECONDS)
             try:
                 async with async_session_scope() as session:
                     outcome = await handling.handle_update(session, bot_id, data)

@@ -8,13 +8,17 @@ refuses. The clock is Redis's, so workers on different machines agree.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from core.outbox import PendingTask
 from core.settings import get_settings
+from workers import dispatch
+from workers.registry import TASKS
 
 PREFIX = "chatai:tg:rl:"
 BOT_MARGIN_SECONDS = 0.05
@@ -104,26 +108,64 @@ def in_flight_key(bot_id: object) -> str:
     return f"{PREFIX}inflight:{bot_id}"
 
 
-# KEYS: the bot's in-flight set. ARGV: stale before, limit, now, send key. 1 if the reply may start.
+def waiting_key(bot_id: object) -> str:
+    """The bot's chats whose next update waits for one of its in-flight places, oldest first."""
+    return f"{PREFIX}waiting:{bot_id}"
+
+
+# KEYS: the bot's in-flight set, its waiting chats. ARGV: stale before, limit, now, send key, ttl, chat key.
+# 1 if the reply may start; else 0, and the chat waits in line to be woken when a place frees up.
 _START_LUA = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  return 0
+end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZREM', KEYS[2], ARGV[6])
 return 1
 """
 
+# KEYS: the bot's in-flight set, its waiting chats. ARGV: the settled send keys.
+# Returns the chats to wake: as many of the longest waiting as places were freed.
+_SETTLED_LUA = """
+local freed = redis.call('ZREM', KEYS[1], unpack(ARGV))
+if freed == 0 then return {} end
+local popped = redis.call('ZPOPMIN', KEYS[2], freed)
+local chats = {}
+for i = 1, #popped, 2 do chats[#chats + 1] = popped[i] end
+return chats
+"""
 
-async def start_reply(client: aioredis.Redis, bot_id: object, send_key: str, limit: int) -> bool:
+
+async def start_reply(
+    client: aioredis.Redis, bot_id: object, send_key: str, chat_key: str, limit: int
+) -> bool:
     """Take one of the bot's in-flight places for this answer (atomically, across workers); ``False``
-    when they are all taken. Taking it again for the same answer succeeds."""
+    when they are all taken, and then the chat is woken (``replies_settled``) when one frees up. Taking
+    it again for the same answer succeeds."""
     now = time.time()
-    args = [now - IN_FLIGHT_STALE_SECONDS, limit, now, send_key, IN_FLIGHT_STALE_SECONDS]
-    return bool(await client.register_script(_START_LUA)(keys=[in_flight_key(bot_id)], args=args))
+    args = [now - IN_FLIGHT_STALE_SECONDS, limit, now, send_key, IN_FLIGHT_STALE_SECONDS, chat_key]
+    keys = [in_flight_key(bot_id), waiting_key(bot_id)]
+    return bool(await client.register_script(_START_LUA)(keys=keys, args=args))
 
 
 async def replies_settled(client: aioredis.Redis, bot_id: object, send_keys: list[str]) -> None:
-    """These answers left the pipeline (sent, failed or dropped)."""
-    if send_keys:
-        await client.zrem(in_flight_key(bot_id), *send_keys)
+    """These answers left the pipeline (sent, failed or dropped): the chats waiting for their places
+    are handled again."""
+    if not send_keys:
+        return
+    keys = [in_flight_key(bot_id), waiting_key(bot_id)]
+    woken = await client.register_script(_SETTLED_LUA)(keys=keys, args=send_keys)
+    if woken:
+        tasks = [
+            PendingTask(
+                TASKS.telegram_handle_updates,
+                (str(bot_id), chat.decode() if isinstance(chat, bytes) else chat),
+            )
+            for chat in woken
+        ]
+        await asyncio.to_thread(dispatch.send_all, tasks)
