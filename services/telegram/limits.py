@@ -23,15 +23,18 @@ from workers.registry import TASKS
 PREFIX = "chatai:tg:rl:"
 BOT_MARGIN_SECONDS = 0.05
 
-# KEYS: pause key, then one sorted set per window. ARGV: member, then (limit, window ms) per window.
-# Returns 0 when the message may go now (and records it), else the milliseconds to wait.
+# KEYS: pause key, the bot's line of waiting sends, then one sorted set per window (the bot's first).
+# ARGV: message id, sender id, line spacing ms, then (limit, window ms) per window.
+# Returns 0 when the message may go now (and records it), else the milliseconds to wait. A send held by
+# the bot's own limit joins the bot's line and is told to come back after the ones ahead of it, one slot
+# apart: a busy bot's waiting chats then come back one at a time, not all at every freed slot.
 _ACQUIRE_LUA = """
 local paused = redis.call('PTTL', KEYS[1])
 if paused > 0 then return paused end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local wait = 0
-for i = 2, #KEYS do
+local wait, bot_wait = 0, 0
+for i = 3, #KEYS do
   local limit = tonumber(ARGV[i * 2 - 2])
   local window = tonumber(ARGV[i * 2 - 1])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
@@ -40,13 +43,23 @@ for i = 2, #KEYS do
     local oldest = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
     local w = tonumber(oldest[2]) + window - now
     if w > wait then wait = w end
+    if i == 3 then bot_wait = w end
   end
 end
-if wait > 0 then return wait end
-for i = 2, #KEYS do
+if wait > 0 then
+  if bot_wait >= wait then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60000)
+    redis.call('ZADD', KEYS[2], 'NX', now, ARGV[2])
+    redis.call('PEXPIRE', KEYS[2], 60000)
+    wait = wait + redis.call('ZRANK', KEYS[2], ARGV[2]) * tonumber(ARGV[3])
+  end
+  return wait
+end
+for i = 3, #KEYS do
   redis.call('ZADD', KEYS[i], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[i * 2 - 1]))
 end
+redis.call('ZREM', KEYS[2], ARGV[2])
 return 0
 """
 
@@ -60,6 +73,10 @@ class Window:
 
 def pause_key(bot_id: object) -> str:
     return f"{PREFIX}pause:{bot_id}"
+
+
+def line_key(bot_id: object) -> str:
+    return f"{PREFIX}line:{bot_id}"
 
 
 def windows_for(bot_id: object, chat_id: int) -> list[Window]:
@@ -84,13 +101,17 @@ class SendLimiter:
         self._client = client
         self._script = client.register_script(_ACQUIRE_LUA)
 
-    async def acquire(self, bot_id: object, chat_id: int) -> float:
-        """Count one message if every limit allows it now (returns 0.0), else the seconds to wait."""
+    async def acquire(self, bot_id: object, chat_id: int, sender: str | None = None) -> float:
+        """Count one message if every limit allows it now (returns 0.0), else the seconds to wait.
+        ``sender`` names what is sending (the same on each attempt), so it keeps its place in the bot's
+        line of waiting sends."""
         windows = windows_for(bot_id, chat_id)
-        args: list[object] = [uuid.uuid4().hex]
+        bot_window = windows[0]
+        spacing_ms = int(bot_window.seconds * 1000 / bot_window.limit)
+        args: list[object] = [uuid.uuid4().hex, sender or uuid.uuid4().hex, spacing_ms]
         for window in windows:
             args += [window.limit, int(window.seconds * 1000)]
-        keys = [pause_key(bot_id), *(w.key for w in windows)]
+        keys = [pause_key(bot_id), line_key(bot_id), *(w.key for w in windows)]
         wait_ms = await self._script(keys=keys, args=args)
         return int(wait_ms) / 1000
 

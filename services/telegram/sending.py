@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -101,10 +100,9 @@ async def deliver_chat(chat_row_id: uuid.UUID) -> Outcome:
             nxt = await _next_part(chat_row_id)
             if nxt is None:
                 return Outcome()
-            wait = await limiter.acquire(nxt.bot_id, nxt.chat_id)
+            wait = await limiter.acquire(nxt.bot_id, nxt.chat_id, nxt.key)
             if wait > 0:
-                # A little jitter spreads the chats that wait on one bot over its next free slots.
-                return Outcome(retry_in=wait + random.uniform(0, 0.05))
+                return Outcome(retry_in=wait)
             outcome = await _send(nxt, chat_row_id, limiter)
             if outcome is not None:
                 return outcome

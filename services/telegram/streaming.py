@@ -119,7 +119,7 @@ async def _show(stream: _Stream) -> float | None:
     if not preview.strip() or len(preview) == stream.chars:
         return tick_seconds()  # nothing new to show yet
     limiter = SendLimiter(async_redis())
-    wait = await limiter.acquire(stream.bot_id, stream.chat_id)
+    wait = await limiter.acquire(stream.bot_id, stream.chat_id, str(stream.send_id))
     if wait > 0:
         return wait
     client = await clients().bot(stream.token)

@@ -4,6 +4,7 @@ bot's pause that holds only that bot."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -41,6 +42,19 @@ async def test_thirty_per_second_per_bot_and_a_refused_message_counts_nowhere(li
     await asyncio.sleep(wait)
     # Chat 31's refused attempt did not use its own slot: it may send as soon as the bot may.
     assert await limiter.acquire(bot, 31) == 0
+
+
+async def test_sends_waiting_on_a_busy_bot_come_back_one_slot_apart_in_line(limiter: SendLimiter) -> None:
+    bot = uuid.uuid4()
+    assert [await limiter.acquire(bot, chat) for chat in range(1, 31)] == [0] * 30
+    waits = [await limiter.acquire(bot, 100 + i, f"send-{i}") for i in range(5)]
+    spacing = 1.05 / 30
+    for earlier, later in itertools.pairwise(waits):
+        assert later - earlier == pytest.approx(spacing, abs=0.01)
+    again = await limiter.acquire(bot, 103, "send-3")
+    assert again == pytest.approx(waits[3], abs=0.02), "a sender keeps its place in line"
+    await asyncio.sleep(waits[0])
+    assert await limiter.acquire(bot, 100, "send-0") == 0
 
 
 async def test_twenty_per_minute_per_group(limiter: SendLimiter, monkeypatch: pytest.MonkeyPatch) -> None:
