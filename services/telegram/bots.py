@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -37,7 +38,13 @@ class InvalidBotToken(ServiceError):
 
 
 def token_of(bot: TelegramBot) -> str:
-    return secretbox.decrypt(bot.token_encrypted)
+    return decrypt_token(bot.token_encrypted)
+
+
+@functools.lru_cache(maxsize=4096)
+def decrypt_token(encrypted: bytes) -> str:
+    """The bot token (kept decrypted per process: a busy bot sends many messages a second)."""
+    return secretbox.decrypt(encrypted)
 
 
 def webhook_url_for(bot_id: uuid.UUID) -> str:

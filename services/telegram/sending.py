@@ -14,9 +14,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis.exceptions import LockError
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.error import (
     BadRequest,
@@ -29,13 +30,12 @@ from telegram.error import (
     TimedOut,
 )
 
-from core.db import async_session_scope
+from core.db import async_session_scope, raw_connection
 from core.events import EventBus
 from core.redis import async_redis
 from models import (
     TERMINAL_STATUSES,
     BotStatus,
-    Message,
     ReplyStatus,
     SendState,
     TelegramBot,
@@ -84,8 +84,9 @@ def lock_key(chat_row_id: object) -> str:
 
 async def chat_of_reply(reply_id: uuid.UUID) -> uuid.UUID | None:
     """The chat a reply is owed to (``None``: the reply is not a Telegram one)."""
-    async with async_session_scope() as session:
-        return await session.scalar(select(TelegramSend.chat_row_id).where(TelegramSend.reply_id == reply_id))
+    async with raw_connection() as conn:
+        row = await (await conn.execute(_CHAT_OF_REPLY_SQL, (reply_id,))).fetchone()
+    return row["chat_row_id"] if row else None
 
 
 async def deliver_chat(chat_row_id: uuid.UUID) -> Outcome:
@@ -112,54 +113,70 @@ async def deliver_chat(chat_row_id: uuid.UUID) -> Outcome:
             await lock.release()
 
 
+# The chat's oldest pending send with everything needed to send its next part. Plain psycopg, like the
+# reply path of the llm worker: every answer a bot sends runs this once or twice.
+_CHAT_OF_REPLY_SQL = "SELECT chat_row_id FROM telegram_sends WHERE reply_id = %s"
+_NEXT_SEND_SQL = """
+SELECT s.id, s.key, s.parts_sent, s.text, s.reply_id, s.stream_message_id,
+       c.chat_id, c.active AS chat_active, b.id AS bot_id, b.owner_id, b.status::text AS bot_status,
+       b.token_encrypted, m.id AS found_reply_id, m.status::text AS reply_status, m.content AS reply_content
+FROM telegram_sends s
+JOIN telegram_chats c ON c.id = s.chat_row_id
+JOIN telegram_bots b ON b.id = c.bot_id
+LEFT JOIN messages m ON m.id = s.reply_id
+WHERE s.chat_row_id = %s AND s.state = 'pending'
+ORDER BY s.seq
+LIMIT 1
+"""
+_MARK_SENT_SQL = "UPDATE telegram_sends SET state = 'sent', sent_at = now() WHERE id = %s"
+_RECORD_PART_SQL = """
+UPDATE telegram_sends
+SET parts_sent = %(parts_sent)s, message_ids = message_ids || jsonb_build_array(%(message_id)s::bigint),
+    state = CASE WHEN %(done)s THEN 'sent'::telegram_send_state ELSE state END,
+    sent_at = CASE WHEN %(done)s THEN now() ELSE sent_at END
+WHERE id = %(id)s AND parts_sent = %(part_index)s
+"""
+_TERMINAL = {str(status) for status in TERMINAL_STATUSES}
+
+
 async def _next_part(chat_row_id: uuid.UUID) -> _Next | None:
     """The next part to send, or ``None`` when nothing is due (all sent, or the head reply is unfinished)."""
-    async with async_session_scope() as session:
-        while True:
-            row = (
-                await session.execute(
-                    select(TelegramSend, TelegramChat, TelegramBot)
-                    .join(TelegramChat, TelegramChat.id == TelegramSend.chat_row_id)
-                    .join(TelegramBot, TelegramBot.id == TelegramChat.bot_id)
-                    .where(TelegramSend.chat_row_id == chat_row_id, TelegramSend.state == SendState.pending)
-                    .order_by(TelegramSend.seq)
-                    .limit(1)
-                )
-            ).first()
-            if row is None:
-                return None
-            send, chat, bot = row
-            if not chat.active or bot.status != BotStatus.active:
-                reason = "chat inactive" if not chat.active else "bot disabled"
-                await _drop_pending(session, bot.id, chat_row_id, reason)
-                return None
-            text = await _text_of(session, send)
-            if text is None:
-                return None  # the reply is still being generated; its end enqueues this again
-            parts = split_message(text)
-            if send.parts_sent >= len(parts):
-                send.state, send.sent_at = SendState.sent, datetime.now(UTC)
-                await session.flush()
-                await limits.replies_settled(async_redis(), bot.id, [send.key])
-                continue
-            token = bots.token_of(bot)
-            edit = send.stream_message_id if send.parts_sent == 0 else None
-            return _Next(
-                send.id, send.key, bot.id, bot.owner_id, token, chat.chat_id, send.parts_sent, parts, edit
-            )
+    while True:
+        async with raw_connection() as conn:
+            row = await (await conn.execute(_NEXT_SEND_SQL, (chat_row_id,))).fetchone()
+        if row is None:
+            return None
+        if not row["chat_active"] or row["bot_status"] != BotStatus.active:
+            reason = "chat inactive" if not row["chat_active"] else "bot disabled"
+            async with async_session_scope() as session:
+                await _drop_pending(session, row["bot_id"], chat_row_id, reason)
+            return None
+        text = _text_of(row)
+        if text is None:
+            return None  # the reply is still being generated; its end enqueues this again
+        parts = split_message(text)
+        if row["parts_sent"] >= len(parts):
+            async with raw_connection() as conn:
+                await conn.execute(_MARK_SENT_SQL, (row["id"],))
+            await limits.replies_settled(async_redis(), row["bot_id"], [row["key"]])
+            continue
+        return _Next(
+            row["id"], row["key"], row["bot_id"], row["owner_id"], bots.decrypt_token(row["token_encrypted"]),
+            row["chat_id"], row["parts_sent"], parts,
+            row["stream_message_id"] if row["parts_sent"] == 0 else None,
+        )  # fmt: skip
 
 
-async def _text_of(session: AsyncSession, send: TelegramSend) -> str | None:
-    if send.reply_id is None:
-        return send.text or ""
-    reply = await session.get(Message, send.reply_id)
-    if reply is None:
+def _text_of(row: dict[str, Any]) -> str | None:
+    if row["reply_id"] is None:
+        return row["text"] or ""
+    if row["found_reply_id"] is None:
         return ""
-    if reply.status not in TERMINAL_STATUSES:
+    if row["reply_status"] not in _TERMINAL:
         return None
-    if reply.status == ReplyStatus.failed and not reply.content:
+    if row["reply_status"] == ReplyStatus.failed and not row["reply_content"]:
         return FAILED_TEXT
-    return reply.content
+    return row["reply_content"]
 
 
 async def _send(nxt: _Next, chat_row_id: uuid.UUID, limiter: SendLimiter) -> Outcome | None:
@@ -225,18 +242,12 @@ async def forget_stream_message(send_id: uuid.UUID) -> None:
 
 async def _record_part(nxt: _Next, message_id: int | None) -> None:
     done = nxt.part_index + 1 >= len(nxt.parts)
-    values: dict[str, object] = {
-        "parts_sent": nxt.part_index + 1,
-        "message_ids": TelegramSend.message_ids + func.jsonb_build_array(message_id),
-    }
-    if done:
-        values.update(state=SendState.sent, sent_at=datetime.now(UTC))
-    async with async_session_scope() as session:
-        await session.execute(
-            update(TelegramSend)
-            .where(TelegramSend.id == nxt.send_id, TelegramSend.parts_sent == nxt.part_index)
-            .values(**values)
-        )
+    params = {
+        "id": nxt.send_id, "part_index": nxt.part_index, "parts_sent": nxt.part_index + 1,
+        "message_id": message_id, "done": done,
+    }  # fmt: skip
+    async with raw_connection() as conn:
+        await conn.execute(_RECORD_PART_SQL, params)
     if done:
         await limits.replies_settled(async_redis(), nxt.bot_id, [nxt.key])
 
