@@ -40,12 +40,24 @@ class AssistantBusy(Exception):
 
 async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str, Any]) -> str:
     """Apply one update; returns what was done (for logs and tests)."""
-    bot = await session.get(TelegramBot, bot_id)
-    if bot is None or bot.status != BotStatus.active:
-        return "ignored: bot gone or disabled"
     parsed = Update.de_json(data, None)
     if parsed is None:
         return "ignored: empty"
+    # The bot, its owner and the chat's row in one query: every message needs all three.
+    chat_id = parsed.effective_chat.id if parsed.effective_chat else None
+    row = (
+        await session.execute(
+            select(TelegramBot, User, TelegramChat)
+            .join(User, User.id == TelegramBot.owner_id)
+            .outerjoin(
+                TelegramChat, (TelegramChat.bot_id == TelegramBot.id) & (TelegramChat.chat_id == chat_id)
+            )
+            .where(TelegramBot.id == bot_id)
+        )
+    ).first()
+    if row is None or row[0].status != BotStatus.active:
+        return "ignored: bot gone or disabled"
+    bot, owner, known_chat = row
     if parsed.my_chat_member is not None:
         return await _membership(session, bot, parsed.my_chat_member)
     message = parsed.message
@@ -56,7 +68,7 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
         return "ignored: not from a person"
     if not message.text:
         return "ignored: not text"
-    chat = await _chat_for(session, bot, message.chat)
+    chat = await _chat_for(session, bot, message.chat, known_chat)
     key = send_key(bot.id, parsed.update_id)
     command = (
         message.text.split(maxsplit=1)[0].split("@", 1)[0].lower() if message.text.startswith("/") else ""
@@ -69,7 +81,6 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
         chat.dialog_id = (await _new_dialog(session, bot, message.chat)).id
         await owe(session, chat, key, text=RESET_TEXT)
         return "reset"
-    owner = await session.get_one(User, bot.owner_id)
     try:
         async with session.begin_nested():
             posted = await messages.post_message(
@@ -113,10 +124,9 @@ async def owe(
         outbox.enqueue(session, TASKS.telegram_deliver, str(chat.id))
 
 
-async def _chat_for(session: AsyncSession, bot: TelegramBot, chat: Chat) -> TelegramChat:
-    row = await session.scalar(
-        select(TelegramChat).where(TelegramChat.bot_id == bot.id, TelegramChat.chat_id == chat.id)
-    )
+async def _chat_for(
+    session: AsyncSession, bot: TelegramBot, chat: Chat, row: TelegramChat | None
+) -> TelegramChat:
     if row is None:
         dialog = await _new_dialog(session, bot, chat)
         row = TelegramChat(
