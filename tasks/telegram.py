@@ -38,11 +38,11 @@ def handle_updates(self: Task, bot_id: str, chat_key: str) -> None:
     name=TASKS.telegram_deliver, bind=True, autoretry_for=TRANSIENT, retry_backoff=True,
     max_retries=None, acks_late=True,
 )  # fmt: skip
-def deliver_chat(self: Task, chat_row_id: str, failures: int = 0) -> None:
+def deliver_chat(self: Task, chat_row_id: str, failures: int = 0, claimed: bool = False) -> None:
     _follow(
         self,
         chat_row_id,
-        loop.run(sending.deliver_chat(uuid.UUID(chat_row_id)), timeout=TIME_LIMIT),
+        loop.run(sending.deliver_chat(uuid.UUID(chat_row_id), claimed), timeout=TIME_LIMIT),
         failures,
     )
 
@@ -83,10 +83,11 @@ def _follow(task: Task | None, chat_row_id: str, outcome: sending.Outcome, failu
             loop.run(sending.fail_head(uuid.UUID(chat_row_id), outcome.error), timeout=TIME_LIMIT)
             failures = 0
     countdown = outcome.retry_in * (2 ** max(0, failures - 1)) if outcome.error else outcome.retry_in
+    # The run that waits keeps the chat's delivery: its retry runs as the holder.
     if task is None:
-        deliver_chat.apply_async((chat_row_id, failures), countdown=countdown)
+        deliver_chat.apply_async((chat_row_id, failures, True), countdown=countdown)
         return
-    raise task.retry(args=(chat_row_id, failures), countdown=countdown, max_retries=None)
+    raise task.retry(args=(chat_row_id, failures, True), countdown=countdown, max_retries=None)
 
 
 @celery_app.task(name=TASKS.telegram_check_webhooks, autoretry_for=TRANSIENT, max_retries=2)

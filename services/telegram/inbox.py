@@ -45,6 +45,7 @@ BUSY_RETRY_SECONDS = 0.3
 # A chat waiting for one of its bot's in-flight places is woken when one frees up; failing that, it looks
 # again after this long (spread, so a bot's waiting chats do not all come back at once).
 PARKED_RETRY_SECONDS = (15.0, 20.0)
+PARKED_FALLBACK_MS = 14_000  # shorter than the retry, so the retry that parks again sets a new one
 MAX_UPDATES_PER_RUN = 20  # then the task yields to other chats and carries on in a new run
 NO_CHAT = "0"  # updates without a chat (e.g. an inline callback) share one queue per bot
 
@@ -68,6 +69,10 @@ def inbox_key(bot_id: object, chat_key: str) -> str:
 
 def lock_key(bot_id: object, chat_key: str) -> str:
     return f"{PREFIX}lock:in:{bot_id}:{chat_key}"
+
+
+def fallback_key(bot_id: object, chat_key: str) -> str:
+    return f"{PREFIX}fallback:{bot_id}:{chat_key}"
 
 
 def scheduled_key(bot_id: object, chat_key: str) -> str:
@@ -161,7 +166,7 @@ async def pop(client: aioredis.Redis, bot_id: object, chat_key: str) -> None:
 async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
     """Handle the chat's queued updates in order. Returns the seconds after which to run again (the chat
     is busy in another task, the bot has as many replies in flight as it may, or there is more to do), or
-    ``None`` when its queue is empty."""
+    ``None`` when nothing is left for this task (its queue is empty, or it waits to be woken)."""
     client = async_redis()
     scheduled = scheduled_key(bot_id, chat_key)
     lock = client.lock(lock_key(bot_id, chat_key), timeout=LOCK_SECONDS, blocking=False)
@@ -183,9 +188,11 @@ async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
             ):
                 # The bot cannot send faster than its limit: its further messages wait here, in its own
                 # queue, instead of crowding other bots out of the llm queue. A place freed wakes the
-                # chat; the long retry only covers a wake-up lost with a worker.
+                # chat; the long retry only covers a wake-up lost with a worker, and one is enough.
                 await client.set(scheduled, "1", px=SCHEDULED_MS)
-                return random.uniform(*PARKED_RETRY_SECONDS)
+                if await client.set(fallback_key(bot_id, chat_key), "1", nx=True, px=PARKED_FALLBACK_MS):
+                    return random.uniform(*PARKED_RETRY_SECONDS)
+                return None
             try:
                 async with async_session_scope() as session:
                     outcome = await handling.handle_update(session, bot_id, data)

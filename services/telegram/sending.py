@@ -51,6 +51,8 @@ from workers.dispatch import complete_unit_of_work
 log = logging.getLogger("chatai.telegram")
 
 LOCK_SECONDS = 60
+# A run's hold on a chat's delivery outlasts its wait by this much; a run lost with its worker frees it then.
+SCHEDULED_SECONDS = 90
 BUSY_RETRY_SECONDS = 0.5
 MAX_PARTS_PER_RUN = 50  # then the task yields to other chats and carries on in a new run
 FAILED_TEXT = "Sorry, I could not answer that. Please try again."
@@ -89,11 +91,37 @@ async def chat_of_reply(reply_id: uuid.UUID) -> uuid.UUID | None:
     return row["chat_row_id"] if row else None
 
 
-async def deliver_chat(chat_row_id: uuid.UUID) -> Outcome:
+def scheduled_key(chat_row_id: object) -> str:
+    return f"chatai:tg:out:sched:{chat_row_id}"
+
+
+async def deliver_chat(chat_row_id: uuid.UUID, claimed: bool = False) -> Outcome:
+    """Send what the chat is owed, in order. One run at a time holds a chat's delivery (a Redis flag,
+    kept while the run waits for a limit): a run that finds it held returns at once, since the holder
+    sends everything due. ``claimed``: this run is the holder's retry."""
+    redis = async_redis()
+    scheduled = scheduled_key(chat_row_id)
+    if not claimed and not await redis.set(scheduled, "1", nx=True, ex=SCHEDULED_SECONDS):
+        return Outcome()
+    while True:
+        outcome = await _deliver_locked(chat_row_id)
+        if outcome.retry_in is not None:
+            await redis.set(scheduled, "1", ex=int(outcome.retry_in) + SCHEDULED_SECONDS)
+            return outcome
+        # Let go, then look once more: a reply that finished while this run was ending is not left behind
+        # (its own request found the flag still held).
+        await redis.delete(scheduled)
+        if await _next_part(chat_row_id) is None:
+            return outcome
+        if not await redis.set(scheduled, "1", nx=True, ex=SCHEDULED_SECONDS):
+            return outcome  # another run took it over
+
+
+async def _deliver_locked(chat_row_id: uuid.UUID) -> Outcome:
     redis = async_redis()
     lock = redis.lock(lock_key(chat_row_id), timeout=LOCK_SECONDS, blocking=False)
     if not await lock.acquire():
-        # Another run is sending for this chat; come back in case it stops before our send is due.
+        # A streamed answer is being shown in this chat right now; come back in a moment.
         return Outcome(retry_in=BUSY_RETRY_SECONDS)
     try:
         limiter = SendLimiter(redis)
