@@ -137,13 +137,18 @@ def schedule_for(
 
 def replies(fake: FakeTelegram, phase: Phase) -> dict[str, float]:
     """Marker → when the fake accepted its reply (wall clock)."""
-    out = {}
+    return {marker: times[0] for marker, times in sends_by_marker(fake, phase).items()}
+
+
+def sends_by_marker(fake: FakeTelegram, phase: Phase) -> dict[str, list[float]]:
+    """Marker → every time the fake accepted a reply to it (more than one: a reply sent twice)."""
+    out: dict[str, list[float]] = {}
     for call in fake.calls("sendMessage"):
         if call.get("status") != 200:
             continue
         words = call["params"]["text"].split()
         if len(words) > 1 and words[1] in phase.sent:
-            out[words[1]] = call["at"]
+            out.setdefault(words[1], []).append(call["at"])
     return out
 
 
@@ -202,6 +207,8 @@ async def run(cfg: Config, stack: BenchStack, fake: FakeTelegram, worker: Child,
         baseline=f"{len(base_got)} / {len(base.sent)}",
         target=verdict(len(base_got) == len(base.sent)),
     )
+    twice = sum(len(times) - 1 for phase in (base, load) for times in sends_by_marker(fake, phase).values())
+    report.add("replies sent more than once", value=str(twice), target=f"0 {verdict(twice == 0)}")
     organic_429 = counters.get("rate_limited", 0)
     report.add("429 answers from the fake", value=str(organic_429), target=f"0 {verdict(organic_429 == 0)}")
     window = (load.started + 5, load.started + cfg.seconds)
