@@ -24,6 +24,7 @@ PGDATA = ROOT / ".data" / "bench-postgres"
 LOG_DIR = ROOT / ".data" / "bench-logs"
 DB_NAME = "chatai_bench"
 API_KEY = "bench-key"
+MAX_CONNECTIONS = 400
 
 
 def redis_cpu_seconds(client: redis.Redis) -> float:
@@ -102,6 +103,16 @@ class BenchStack:
     def start_database(self) -> None:
         self.libpq_uri = ensure_server(PGDATA)
         self._pg_started = True
+        with psycopg.connect(self.libpq_uri, autocommit=True) as conn:
+            row = conn.execute("SHOW max_connections").fetchone()
+            too_few = row is not None and int(row[0]) < MAX_CONNECTIONS
+            if too_few:
+                # Each process holds its own pools (up to db_pool_size + overflow, plus the plain pool):
+                # several worker processes outgrow the default 100.
+                conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+        if too_few:
+            stop_server(PGDATA)
+            self.libpq_uri = ensure_server(PGDATA)
         with psycopg.connect(self.libpq_uri, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')

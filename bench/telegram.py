@@ -1,9 +1,10 @@
-"""Telegram benchmark: many bots answered by one telegram worker process, within Telegram's limits.
+"""Telegram benchmark: many bots answered by the telegram worker pool, within Telegram's limits.
 
     .venv/bin/python bench/telegram.py [--quick] [--seconds 60]
 
 Starts the bench stack (embedded Postgres ``.data/bench-postgres``, Redis db 11 flushed, the fake LLM at
-zero latency, one API and one llm worker process), the fake Bot API, and one telegram worker process.
+zero latency, one API and one llm worker process), the fake Bot API, and ``--telegram-workers`` telegram
+worker processes (one by default).
 Connects ``--bots`` bots through ``POST /api/bots`` and delivers webhook calls open-loop:
 
 1. baseline: only the quiet bots (``--quiet-rate`` updates/s each, over ``--chats`` chats);
@@ -64,6 +65,7 @@ class Config:
     drain_seconds: float = 60.0
     redis_url: str = "redis://127.0.0.1:6379/11"
     telegram_concurrency: int = 50
+    telegram_workers: int = 1
 
 
 @dataclass
@@ -160,7 +162,9 @@ def wait_delivered(fake: FakeTelegram, phase: Phase, deadline: float) -> dict[st
     return got
 
 
-async def run(cfg: Config, stack: BenchStack, fake: FakeTelegram, worker: Child, report: Report) -> None:
+async def run(
+    cfg: Config, stack: BenchStack, fake: FakeTelegram, workers: list[Child], report: Report
+) -> None:
     assert stack.stack is not None and stack.api is not None
     async with httpx.AsyncClient(
         base_url=stack.stack.base_url, timeout=30, limits=httpx.Limits(max_connections=200)
@@ -182,7 +186,7 @@ async def run(cfg: Config, stack: BenchStack, fake: FakeTelegram, worker: Child,
             ),
         ):
             phase = Phase(name)
-            cpu_before = (tree_cpu_seconds(stack.api.proc.pid), tree_cpu_seconds(worker.proc.pid))
+            cpu_before = (tree_cpu_seconds(stack.api.proc.pid), workers_cpu(workers))
             print(f"{name}: {len(plan)} updates over {cfg.seconds:g} s …", file=sys.stderr, flush=True)
             connector = aiohttp.TCPConnector(limit=200)
             timeout = aiohttp.ClientTimeout(total=60)
@@ -193,7 +197,7 @@ async def run(cfg: Config, stack: BenchStack, fake: FakeTelegram, worker: Child,
             )
             cpu = (
                 tree_cpu_seconds(stack.api.proc.pid) - cpu_before[0],
-                tree_cpu_seconds(worker.proc.pid) - cpu_before[1],
+                workers_cpu(workers) - cpu_before[1],
             )
             phases.append((phase, delivered, cpu))
 
@@ -247,6 +251,10 @@ async def run(cfg: Config, stack: BenchStack, fake: FakeTelegram, worker: Child,
         )
 
 
+def workers_cpu(workers: list[Child]) -> float:
+    return sum(tree_cpu_seconds(worker.proc.pid) for worker in workers)
+
+
 def render(cfg: Config, report: Report, elapsed: float) -> str:
     cpu = platform.machine()
     with contextlib.suppress(OSError, StopIteration):
@@ -270,7 +278,8 @@ def render(cfg: Config, report: Report, elapsed: float) -> str:
         "",
         f"Load: {cfg.bots} bots (one owner each) x {cfg.chats} chats for {cfg.seconds:g} s; {cfg.hot} hot "
         f"bots at {cfg.hot_rate:g} updates/s each, the others at {cfg.quiet_rate:g}/s; baseline = the quiet "
-        f"bots alone. One API, one llm worker, one telegram worker (threads -c {cfg.telegram_concurrency}); "
+        f"bots alone. One API, one llm worker, {cfg.telegram_workers} telegram worker process(es) "
+        f"(threads -c {cfg.telegram_concurrency} each); "
         f"fake LLM at zero latency (5 tokens); drain after each phase up to {cfg.drain_seconds:g} s. "
         "Latency = webhook POST → the fake Bot API receiving the sendMessage. CPU = user+system of each "
         "process tree over the phase (psutil).",
@@ -289,9 +298,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--chats", type=int, default=None, help="chats per bot")
     parser.add_argument("--hot-rate", type=float, default=None, help="updates/s of each hot bot")
     parser.add_argument("--quiet-rate", type=float, default=None, help="updates/s of each quiet bot")
+    parser.add_argument("--telegram-workers", type=int, default=None, help="telegram worker processes")
     args = parser.parse_args(argv)
     cfg = Config(quick=args.quick, seconds=15.0, drain_seconds=45.0) if args.quick else Config()
-    names = ("seconds", "drain_seconds", "bots", "hot", "chats", "hot_rate", "quiet_rate")
+    names = ("seconds", "drain_seconds", "bots", "hot", "chats", "hot_rate", "quiet_rate", "telegram_workers")
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return Config(**{**cfg.__dict__, **changes})
 
@@ -318,13 +328,17 @@ def main(argv: list[str] | None = None) -> int:
                 "CHATAI_TELEGRAM_WEBHOOKS": "true",
                 "CHATAI_PUBLIC_BASE_URL": "https://bench.example",
                 "CHATAI_TELEGRAM_CONCURRENCY": str(cfg.telegram_concurrency),
+                "CHATAI_METRICS_PORT": "0",  # several workers of one queue on one machine; not measured
             }
         )
         stack.start()
         assert stack.fake_llm is not None and stack.stack is not None
         stack.fake_llm.configure(tokens=5)
-        worker = stack.stack.start_worker("telegram")
-        asyncio.run(run(cfg, stack, fake, worker, report))
+        workers = [
+            stack.stack.start_worker("telegram", "-n", f"telegram-{n}@%h")
+            for n in range(cfg.telegram_workers)
+        ]
+        asyncio.run(run(cfg, stack, fake, workers, report))
         report.notes += log_errors(stack)
     finally:
         print("stopping …", file=sys.stderr, flush=True)
