@@ -299,9 +299,20 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--hot-rate", type=float, default=None, help="updates/s of each hot bot")
     parser.add_argument("--quiet-rate", type=float, default=None, help="updates/s of each quiet bot")
     parser.add_argument("--telegram-workers", type=int, default=None, help="telegram worker processes")
+    parser.add_argument("--telegram-concurrency", type=int, default=None, help="threads per telegram worker")
     args = parser.parse_args(argv)
     cfg = Config(quick=args.quick, seconds=15.0, drain_seconds=45.0) if args.quick else Config()
-    names = ("seconds", "drain_seconds", "bots", "hot", "chats", "hot_rate", "quiet_rate", "telegram_workers")
+    names = (
+        "seconds",
+        "drain_seconds",
+        "bots",
+        "hot",
+        "chats",
+        "hot_rate",
+        "quiet_rate",
+        "telegram_workers",
+        "telegram_concurrency",
+    )
     changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return Config(**{**cfg.__dict__, **changes})
 
