@@ -108,6 +108,7 @@ class AssistantIn(Strict):
     retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
     retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
     widget_allowed_origins: WidgetOrigins | None = None
+    greeting: str | None = Field(default=None, min_length=1, max_length=4096)
     telegram_streaming: bool = False
 
 
@@ -121,6 +122,7 @@ class AssistantPatch(Strict):
     retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
     retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
     widget_allowed_origins: WidgetOrigins | None = None
+    greeting: str | None = Field(default=None, min_length=1, max_length=4096)
     telegram_streaming: bool = False
 
 
@@ -136,6 +138,7 @@ class AssistantOut(Out):
     retrieval_min_score: float | None = None
     public_key: str
     widget_allowed_origins: list[str] = []
+    greeting: str | None = None
     telegram_streaming: bool = False
     created_at: datetime
 

@@ -33,6 +33,8 @@ class Assistant(IdMixin, TimestampMixin, Base):
     widget_allowed_origins: Mapped[list[str]] = mapped_column(
         ARRAY(String(300)), default=list, server_default="{}"
     )
+    # What a new Telegram chat is told on /start (unset: a greeting made from the name).
+    greeting: Mapped[str | None] = mapped_column(Text)
     # Telegram chats see the answer as it is written (one message edited at most once a second).
     telegram_streaming: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

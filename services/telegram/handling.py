@@ -75,7 +75,8 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
     )
     if command == "/start":
         assistant = await session.get_one(Assistant, bot.assistant_id)
-        await owe(session, chat, key, text=f"Hi! I'm {assistant.name}. Send me a message and I'll answer.")
+        greeting = assistant.greeting or f"Hi! I'm {assistant.name}. Send me a message and I'll answer."
+        await owe(session, chat, key, text=greeting)
         return "start"
     if command == "/reset":
         chat.dialog_id = (await _new_dialog(session, bot, message.chat)).id

@@ -125,6 +125,16 @@ async def test_assistant_crud_and_pagination(client: httpx.AsyncClient) -> None:
     patch = {"telegram_streaming": None}
     r = await client.patch(f"/api/assistants/{created[1]}", json=patch, headers=user.headers)
     assert r.status_code == 422
+    for greeting, status, stored in (
+        ("Hello!", 200, "Hello!"),
+        ("x" * 4097, 422, "Hello!"),
+        (None, 200, None),
+    ):
+        patch = {"greeting": greeting}
+        r = await client.patch(f"/api/assistants/{created[1]}", json=patch, headers=user.headers)
+        assert r.status_code == status, r.text
+        got = await client.get(f"/api/assistants/{created[1]}", headers=user.headers)
+        assert got.json()["greeting"] == stored
     r = await client.delete(f"/api/assistants/{created[0]}", headers=user.headers)
     assert r.status_code == 204
     r = await client.get(f"/api/assistants/{created[0]}", headers=user.headers)

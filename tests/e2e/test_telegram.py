@@ -168,6 +168,10 @@ async def test_start_greets_and_reset_starts_a_new_dialog(
     await deliver(http, bot, text_update(504, "/start"))
     [greeting] = await wait_sent(fake_telegram, bot, 504, 1)
     assert "Ada" in greeting
+    # An assistant's own greeting is what /start says.
+    greeter = await connect_bot(http, fake_telegram, greeting="Welcome to the shop! Ask me about orders.")
+    await deliver(http, greeter, text_update(504, "/start@greeter_bot"))
+    assert await wait_sent(fake_telegram, greeter, 504, 1) == ["Welcome to the shop! Ask me about orders."]
     (first_dialog,), *_ = sql(database_url, "SELECT dialog_id FROM telegram_chats WHERE bot_id = %s", bot.id)
     await deliver(http, bot, text_update(504, "/reset"))
     texts = await wait_sent(fake_telegram, bot, 504, 2)

@@ -1,4 +1,4 @@
-"""telegram streaming: an assistant may show its answer in Telegram as it is written, by editing one message
+"""assistants: a greeting (Telegram's /start), and streaming answers into Telegram by editing one message
 
 Revision ID: 0011
 Revises: 0010
@@ -21,6 +21,7 @@ def upgrade() -> None:
         "assistants",
         sa.Column("telegram_streaming", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
+    op.add_column("assistants", sa.Column("greeting", sa.Text(), nullable=True))
     op.add_column("telegram_sends", sa.Column("stream_message_id", sa.BigInteger(), nullable=True))
     op.add_column(
         "telegram_sends", sa.Column("stream_chars", sa.Integer(), server_default="0", nullable=False)
@@ -31,3 +32,4 @@ def downgrade() -> None:
     op.drop_column("telegram_sends", "stream_chars")
     op.drop_column("telegram_sends", "stream_message_id")
     op.drop_column("assistants", "telegram_streaming")
+    op.drop_column("assistants", "greeting")
