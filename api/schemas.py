@@ -277,6 +277,7 @@ class WidgetSessionOut(BaseModel):
     expires_in: int
     dialog_id: uuid.UUID
     end_user_id: uuid.UUID
+    greeting: str | None = None
 
 
 class AssignedOperatorOut(Out):

@@ -30,6 +30,7 @@ class WidgetSession:
     expires_in: int
     dialog_id: uuid.UUID
     end_user_id: uuid.UUID
+    greeting: str | None  # the assistant's, shown by the widget unless the page sets its own
 
 
 def normalize_origin(value: str) -> str:
@@ -117,7 +118,7 @@ async def open_session(
         dialog_id=str(dialog.id),
         assistant_id=str(assistant.id),
     )
-    return WidgetSession(token, ttl, dialog.id, end_user_id)
+    return WidgetSession(token, ttl, dialog.id, end_user_id, assistant.greeting)
 
 
 async def session_owner(session: AsyncSession, claims: AccessClaims) -> tuple[User, uuid.UUID]:

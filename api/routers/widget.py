@@ -53,6 +53,7 @@ async def open_session(
         expires_in=opened.expires_in,
         dialog_id=opened.dialog_id,
         end_user_id=opened.end_user_id,
+        greeting=opened.greeting,
     )
 
 

@@ -1,5 +1,5 @@
 /* ChatAI widget: <script src="https://chat.example.com/widget.js" data-public-key="pk_..." async></script>
- * Options (data- attributes): public-key (required), title, greeting, color, text-color,
+ * Options (data- attributes): public-key (required), title, greeting (else the assistant's), color, text-color,
  * position (right | left), api-base (default: where this script comes from), mode (launcher | page). */
 (function () {
   "use strict";
@@ -136,12 +136,13 @@
     return call("POST", "/api/widget/" + encodeURIComponent(key) + "/sessions", stored ? { end_user_id: stored } : {})
       .then(function (s) {
         try { localStorage.setItem(storageKey, s.end_user_id); } catch (e) { /* ignore */ }
-        session = { token: s.session_token, dialogId: s.dialog_id };
+        session = { token: s.session_token, dialogId: s.dialog_id, greeting: s.greeting };
         return call("GET", "/api/dialogs/" + s.dialog_id + "/messages?limit=200");
       })
       .then(function (page) {
         page.items.forEach(showMessage);
-        if (!log.childNodes.length && cfg.greeting) bubble("assistant", cfg.greeting);
+        var greeting = cfg.greeting || session.greeting; // the page's own, else the assistant's
+        if (!log.childNodes.length && greeting) bubble("assistant", greeting);
         connect();
       });
   }

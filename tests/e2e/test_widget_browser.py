@@ -232,6 +232,9 @@ async def test_the_iframe_page_chats_inside_a_listed_host(
 ) -> None:
     owner = await signup(client, "framed")
     assistant = await shop_assistant(client, owner, f"http://127.0.0.1:{host_site[1]}")
+    greeting = {"greeting": "Welcome! Ask about sizes, orders and returns."}
+    r = await client.patch(f"/api/assistants/{assistant['id']}", json=greeting, headers=owner.headers)
+    assert r.status_code == 200, r.text
     frame_src = f"{stack.base_url}/widget/{assistant['public_key']}?title=Framed"
     root, port = host_site
     (root / "framed.html").write_text(
@@ -240,6 +243,8 @@ async def test_the_iframe_page_chats_inside_a_listed_host(
     page = await browser.new_page()
     await page.goto(f"http://127.0.0.1:{port}/framed.html")
     frame = page.frame_locator("iframe")
+    # The page sets no greeting of its own: a new visitor is greeted with the assistant's.
+    await expect(frame.locator(".msg").first).to_have_text(greeting["greeting"], timeout=TIMEOUT_MS)
     box = frame.get_by_role("textbox", name="Message")
     await box.fill("inside a frame [[tokens:8]]")
     await box.press("Enter")
