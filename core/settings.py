@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     telegram_poll_timeout_seconds: int = 25
     telegram_poll_lease_seconds: float = 15.0
     telegram_webhook_check_seconds: float = 300.0
+    # Beat re-sends what chats were owed this long ago and still wait for (a delivery lost with a worker).
+    telegram_send_sweep_seconds: float = 60.0
 
     # Events and delivery.
     event_retention_seconds: int = 3600

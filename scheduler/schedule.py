@@ -31,6 +31,15 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
                 "expires": settings.telegram_webhook_check_seconds,
             },
         },
+        # Delivers what chats were owed long ago and still wait for (the run sending it was lost).
+        "sweep-telegram-sends": {
+            "task": TASKS.telegram_sweep_sends,
+            "schedule": settings.telegram_send_sweep_seconds,
+            "options": {
+                "queue": ROUTES[TASKS.telegram_sweep_sends],
+                "expires": settings.telegram_send_sweep_seconds,
+            },
+        },
         **_billing_schedule(settings),
         **maintenance_schedule(settings),
     }

@@ -90,6 +90,16 @@ def _follow(task: Task | None, chat_row_id: str, outcome: sending.Outcome, failu
     raise task.retry(args=(chat_row_id, failures, True), countdown=countdown, max_retries=None)
 
 
+@celery_app.task(name=TASKS.telegram_sweep_sends, autoretry_for=TRANSIENT, max_retries=2)
+def sweep_sends() -> int:
+    """Start delivery for chats whose answers have waited too long (a run held by a busy chat returns at
+    once; one lost with its worker is replaced)."""
+    chats = loop.run(sending.stalled_chats(get_settings().telegram_send_sweep_seconds), timeout=TIME_LIMIT)
+    for chat_row_id in chats:
+        deliver_chat.delay(str(chat_row_id))
+    return len(chats)
+
+
 @celery_app.task(name=TASKS.telegram_check_webhooks, autoretry_for=TRANSIENT, max_retries=2)
 def check_webhooks() -> dict[str, int]:
     return loop.run(_check_webhooks(), timeout=TIME_LIMIT)

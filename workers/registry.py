@@ -48,6 +48,7 @@ class TASKS:
     telegram_deliver = "chatai.telegram.deliver_chat"
     telegram_reply_finished = "chatai.telegram.reply_finished"
     telegram_stream_reply = "chatai.telegram.stream_reply"
+    telegram_sweep_sends = "chatai.telegram.sweep_sends"
     telegram_check_webhooks = "chatai.telegram.check_webhooks"
     rollup_hourly = "chatai.analytics.rollup_hourly"
     rollup_daily = "chatai.analytics.rollup_daily"
@@ -73,6 +74,7 @@ ROUTES: dict[str, str] = {
     TASKS.telegram_deliver: "telegram",
     TASKS.telegram_reply_finished: "telegram",
     TASKS.telegram_stream_reply: "telegram",
+    TASKS.telegram_sweep_sends: "telegram",
     TASKS.telegram_check_webhooks: "telegram",
     TASKS.rollup_hourly: "analytics",
     TASKS.rollup_daily: "analytics",

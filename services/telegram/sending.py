@@ -91,6 +91,24 @@ async def chat_of_reply(reply_id: uuid.UUID) -> uuid.UUID | None:
     return row["chat_row_id"] if row else None
 
 
+_STALLED_CHATS_SQL = """
+SELECT DISTINCT s.chat_row_id
+FROM telegram_sends s
+LEFT JOIN messages m ON m.id = s.reply_id
+WHERE s.state = 'pending' AND s.created_at < now() - make_interval(secs => %(older_than)s)
+  AND (s.reply_id IS NULL OR m.id IS NULL OR m.status::text = ANY(%(terminal)s))
+LIMIT %(limit)s
+"""
+
+
+async def stalled_chats(older_than: float, limit: int = 1000) -> list[uuid.UUID]:
+    """Chats owed an answer that has been ready to send for longer than ``older_than`` seconds."""
+    params = {"older_than": older_than, "terminal": sorted(_TERMINAL), "limit": limit}
+    async with raw_connection() as conn:
+        rows = await (await conn.execute(_STALLED_CHATS_SQL, params)).fetchall()
+    return [row["chat_row_id"] for row in rows]
+
+
 def scheduled_key(chat_row_id: object) -> str:
     return f"chatai:tg:out:sched:{chat_row_id}"
 

@@ -304,6 +304,29 @@ async def test_a_streamed_answer_grows_in_one_message_and_ends_with_the_full_tex
     assert not [c for c in fake_telegram.calls(None, bot.telegram_id, 512) if c["status"] == 429]
 
 
+async def test_an_answer_whose_delivery_was_lost_is_sent_by_the_sweep(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str, stack_redis_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    await deliver(http, bot, text_update(514, "/start"))
+    await wait_sent(fake_telegram, bot, 514, 1)
+    # Owed two minutes ago, and no delivery ever ran for it (the run was lost with its worker).
+    sql(
+        database_url,
+        """INSERT INTO telegram_sends (id, key, chat_row_id, text, state, parts_sent, created_at)
+           SELECT gen_random_uuid(), 'lost-514', c.id, 'Sorry for the wait.', 'pending', 0,
+                  now() - interval '2 minutes'
+           FROM telegram_chats c WHERE c.bot_id = %s AND c.chat_id = 514""",
+        bot.id,
+    )
+    send_task(stack_redis_url, TASKS.telegram_sweep_sends)
+    texts = await wait_sent(fake_telegram, bot, 514, 2)
+    assert texts[1] == "Sorry for the wait."
+    await asyncio.to_thread(
+        wait_for, lambda: send_states(database_url, bot, 514) == ["sent", "sent"], 10, "both recorded as sent"
+    )
+
+
 async def test_a_migrated_group_is_followed_and_server_errors_are_retried(
     http: httpx.AsyncClient, fake_telegram: FakeTelegram, database_url: str
 ) -> None:
