@@ -92,8 +92,8 @@ def _follow(task: Task | None, chat_row_id: str, outcome: sending.Outcome, failu
 
 @celery_app.task(name=TASKS.telegram_sweep_sends, autoretry_for=TRANSIENT, max_retries=2)
 def sweep_sends() -> int:
-    """Start delivery for chats whose answers have waited too long (a run held by a busy chat returns at
-    once; one lost with its worker is replaced)."""
+    """Start delivery for chats whose answers have waited too long (where a run holds the chat this returns
+    at once; a hold lost with its worker lapses, and a later sweep starts the chat again)."""
     chats = loop.run(sending.stalled_chats(get_settings().telegram_send_sweep_seconds), timeout=TIME_LIMIT)
     for chat_row_id in chats:
         deliver_chat.delay(str(chat_row_id))

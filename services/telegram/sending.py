@@ -91,16 +91,6 @@ async def chat_of_reply(reply_id: uuid.UUID) -> uuid.UUID | None:
     return row["chat_row_id"] if row else None
 
 
-_STALLED_CHATS_SQL = """
-SELECT DISTINCT s.chat_row_id
-FROM telegram_sends s
-LEFT JOIN messages m ON m.id = s.reply_id
-WHERE s.state = 'pending' AND s.created_at < now() - make_interval(secs => %(older_than)s)
-  AND (s.reply_id IS NULL OR m.id IS NULL OR m.status::text = ANY(%(terminal)s))
-LIMIT %(limit)s
-"""
-
-
 async def stalled_chats(older_than: float, limit: int = 1000) -> list[uuid.UUID]:
     """Chats owed an answer that has been ready to send for longer than ``older_than`` seconds."""
     params = {"older_than": older_than, "terminal": sorted(_TERMINAL), "limit": limit}
@@ -159,9 +149,18 @@ async def _deliver_locked(chat_row_id: uuid.UUID) -> Outcome:
             await lock.release()
 
 
-# The chat's oldest pending send with everything needed to send its next part. Plain psycopg, like the
-# reply path of the llm worker: every answer a bot sends runs this once or twice.
+# Plain psycopg, like the llm worker's reply path: every answer a bot sends runs most of these.
 _CHAT_OF_REPLY_SQL = "SELECT chat_row_id FROM telegram_sends WHERE reply_id = %s"
+# Chats owed an answer that has been ready (a fixed text, or a terminal reply) for a while.
+_STALLED_CHATS_SQL = """
+SELECT DISTINCT s.chat_row_id
+FROM telegram_sends s
+LEFT JOIN messages m ON m.id = s.reply_id
+WHERE s.state = 'pending' AND s.created_at < now() - make_interval(secs => %(older_than)s)
+  AND (s.reply_id IS NULL OR m.id IS NULL OR m.status::text = ANY(%(terminal)s))
+LIMIT %(limit)s
+"""
+# The chat's oldest pending send with everything needed to send its next part.
 _NEXT_SEND_SQL = """
 SELECT s.id, s.key, s.parts_sent, s.text, s.reply_id, s.stream_message_id,
        c.chat_id, c.active AS chat_active, b.id AS bot_id, b.owner_id, b.status::text AS bot_status,
