@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test lint bench bench-knowledge clean redis chromium
+.PHONY: venv run test test-fast lint bench bench-knowledge clean redis chromium
 
 venv: $(STAMP)
 
@@ -63,9 +63,14 @@ chromium:
 test: venv redis chromium
 	$(BIN)/pytest -q
 
+# The unit layer alone: no services, no processes.
+test-fast: venv
+	$(BIN)/pytest -q -m unit
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: venv redis
 	$(BIN)/python bench/chat_pipeline.py

@@ -33,8 +33,8 @@ from api.ws_hub import Hub
 from core.db import async_engine
 from core.logging import configure_logging
 from core.metrics import HttpMetricsMiddleware, register_api_collectors
+from core.queues import QUEUES
 from core.settings import get_settings
-from workers.registry import QUEUES
 
 
 @asynccontextmanager

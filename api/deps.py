@@ -6,22 +6,20 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import anyio
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cookies import ACCESS_COOKIE, check_csrf
-from core import outbox, revocation
-from core.db import async_session_scope, async_sessionmaker_
+from core import revocation
 from core.events import EventBus
 from core.logging import user_id_var
 from core.redis import async_redis
 from core.security import TokenError, decode_access_token
+from core.unit_of_work import DispatchFailed, unit_of_work
 from models import Role, User
 from services import auth
-from services.errors import Forbidden, ServiceError, Unauthorized, Unavailable
-from workers.dispatch import send_all
+from services.errors import Forbidden, Unauthorized, Unavailable
 
 log = logging.getLogger("chatai.api")
 _bearer = HTTPBearer(auto_error=False)
@@ -32,36 +30,12 @@ async def get_session() -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed before the response is sent, then its tasks are sent.
 
     If the tasks cannot be sent, the unit of work is undone and the request answers 503, so a
-    client never holds ids of work that will not happen.
-    """
-    async with async_sessionmaker_()() as session:
-        try:
+    client never holds ids of work that will not happen."""
+    try:
+        async with unit_of_work() as session:
             yield session
-        except ServiceError as exc:
-            await (session.commit() if exc.persist else session.rollback())
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
-        pending = outbox.take_pending(session)
-        if pending:
-            try:
-                await anyio.to_thread.run_sync(send_all, pending)
-            except Exception as exc:
-                await _compensate(session)
-                raise Unavailable("The task queue is unavailable; the request did nothing") from exc
-        for action in outbox.take_after_commit(session):
-            await action()
-        outbox.clear(session)
-
-
-async def _compensate(session: AsyncSession) -> None:
-    undo_steps = outbox.take_compensations(session)
-    log.warning("task dispatch failed; undoing the request's writes")
-    async with async_session_scope() as undo_session:
-        for undo in undo_steps:
-            await undo(undo_session)
+    except DispatchFailed as exc:
+        raise Unavailable("The task queue is unavailable; the request did nothing") from exc
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -100,12 +100,13 @@ async def timed_rollup(
     database_url: str, granularity: str, start: dt.datetime, end: dt.datetime
 ) -> tuple[float, int]:
     os.environ["DATABASE_URL"] = database_url
-    from core.db import async_session_scope, reset_engines
+    from core.db import reset_engines
+    from core.unit_of_work import unit_of_work
     from services.analytics.rollups import rollup
 
     reset_engines()
     started = time.perf_counter()
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         result = await rollup(session, granularity, start, end)  # type: ignore[arg-type]
     return time.perf_counter() - started, result.written
 

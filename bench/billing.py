@@ -21,12 +21,12 @@ import redis
 from celery import Celery
 
 from bench.stats import p50, p99
+from core.queues import TASKS
 from tests.fixtures.api import Account, new_dialog, signup
 from tests.fixtures.billing import sql
 from tests.fixtures.database import DatabaseFactory
 from tests.fixtures.processes import ROOT, wait_for
 from tests.fixtures.stack import Stack, base_env
-from workers.registry import TASKS
 
 LOG_DIR = ROOT / ".data" / "bench-logs" / "billing"
 

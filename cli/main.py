@@ -148,12 +148,12 @@ def create_admin(
     password: Annotated[str, typer.Option(help="The admin's password.")],
 ) -> None:
     """Create an admin account, or make an existing account an admin with this password."""
-    from core.db import async_session_scope
+    from core.unit_of_work import unit_of_work
     from services.admin_accounts import create_admin as make_admin
     from services.errors import ServiceError
 
     async def go() -> str:
-        async with async_session_scope() as session:
+        async with unit_of_work() as session:
             result = await make_admin(session, email, password)
         return f"{'created' if result.created else 'promoted'} admin {result.user.email} ({result.user.id})"
 
@@ -174,14 +174,14 @@ def rollup(
     """Run a usage rollup now (the same upsert the analytics worker runs; repeating it changes nothing)."""
     from datetime import UTC, datetime, timedelta
 
-    from core.db import async_session_scope
+    from core.unit_of_work import unit_of_work
     from services.analytics import rollups
 
     if period not in ("hour", "day"):
         raise _fail("--period must be hour or day")
 
     async def go() -> rollups.RollupResult:
-        async with async_session_scope() as session:
+        async with unit_of_work() as session:
             if days:
                 now = datetime.now(UTC)
                 return await rollups.rollup(session, period, now - timedelta(days=days), now)  # type: ignore[arg-type]
@@ -194,11 +194,11 @@ def rollup(
 @app.command()
 def reconcile() -> None:
     """Recompute every balance from its ledger entries now; mismatches are recorded and listed, not fixed."""
-    from core.db import async_session_scope
+    from core.unit_of_work import unit_of_work
     from services.billing import reconcile as reconciliation
 
     async def go() -> reconciliation.ReconcileResult:
-        async with async_session_scope() as session:
+        async with unit_of_work() as session:
             return await reconciliation.reconcile(session)
 
     result = _run_on_database(go)

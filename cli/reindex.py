@@ -7,16 +7,15 @@ import time
 import uuid
 from collections.abc import Callable
 
-from core.db import async_session_scope
+from core.unit_of_work import unit_of_work
 from services import audit
 from services.knowledge import reindex
-from workers.dispatch import complete_unit_of_work
 
 POLL_SECONDS = 1.0
 
 
 async def start(assistant_id: uuid.UUID | None, everything: bool, parallel: int) -> reindex.ReindexRun:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         run = await reindex.start(session, assistant_id, everything, parallel)
         audit.record(
             session,
@@ -25,7 +24,6 @@ async def start(assistant_id: uuid.UUID | None, everything: bool, parallel: int)
             details={"assistant_id": str(assistant_id) if assistant_id else None, "all": everything,
                      "documents": run.documents, "model": run.model, "via": "cli"},
         )  # fmt: skip
-    await complete_unit_of_work(session)
     return run
 
 
@@ -36,7 +34,7 @@ async def follow(
     deadline = time.monotonic() + timeout
     last = None
     while True:
-        async with async_session_scope() as session:
+        async with unit_of_work() as session:
             progress = await reindex.progress(session, run_id)
         if progress != last:
             report(progress)

@@ -71,18 +71,6 @@ def async_sessionmaker_() -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(async_engine(), expire_on_commit=False)
 
 
-@asynccontextmanager
-async def async_session_scope() -> AsyncIterator[AsyncSession]:
-    """A unit of work: commits on success, rolls back on error."""
-    async with async_sessionmaker_()() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
 @contextmanager
 def session_scope() -> Iterator[Session]:
     factory = sessionmaker(sync_engine(), expire_on_commit=False)

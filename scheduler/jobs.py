@@ -8,8 +8,8 @@ from typing import Any
 
 from celery.signals import before_task_publish
 
+from core.queues import QUEUES, ROUTES, TASKS
 from core.settings import Settings
-from workers.registry import QUEUES, ROUTES, TASKS
 
 
 def _job(task: str, every: float, queue: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.queues import ROUTES, TASKS
 from core.settings import Settings
 from scheduler.jobs import maintenance_schedule
-from workers.registry import ROUTES, TASKS
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.events import EventBus, dialog_topic
+from core.queues import TASKS
 from core.redis import async_redis
 from core.settings import get_settings
 from models import TERMINAL_STATUSES, Dialog, Message, MessageRole, ReplyStatus, Role, User
@@ -20,7 +21,6 @@ from services.billing import holds
 from services.chat import cancellation
 from services.errors import Conflict, NotFound, ServiceError
 from services.pagination import Page
-from workers.registry import TASKS
 
 
 @dataclass(frozen=True)

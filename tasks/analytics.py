@@ -9,15 +9,15 @@ from typing import Literal
 
 from celery import Task
 
-from core.db import async_session_scope
+from core.queues import TASKS
 from core.redis import sync_redis
 from core.settings import get_settings
+from core.unit_of_work import unit_of_work
 from services import canary, retention
 from services.analytics import rollups
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
-from workers.registry import TASKS
 
 TIME_LIMIT = 600
 
@@ -33,7 +33,7 @@ def rollup_daily() -> dict[str, int]:
 
 
 async def _rollup(granularity: Literal["hour", "day"]) -> dict[str, int]:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         result = await rollups.rollup_recent(session, granularity)
     return {"written": result.written, "deleted": result.deleted}
 
@@ -47,7 +47,7 @@ def retention_cleanup() -> int:
 async def _delete_old_dialogs(days: int) -> int:
     deleted = 0
     while True:  # one short transaction per batch, so a large backlog never holds long locks
-        async with async_session_scope() as session:
+        async with unit_of_work() as session:
             batch = await retention.delete_old_dialogs_batch(session, days)
         deleted += batch
         if batch < retention.BATCH:

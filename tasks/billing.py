@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import uuid
 
-from core.db import async_session_scope
+from core.queues import TASKS
+from core.unit_of_work import unit_of_work
 from services.billing import holds, indexing, reconcile
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
-from workers.dispatch import complete_unit_of_work
-from workers.registry import TASKS
 
 TIME_LIMIT = 60
 
@@ -28,9 +27,8 @@ def settle_reply(reply_id: str) -> str:
 
 
 async def _settle(reply_id: uuid.UUID) -> str:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         result = await holds.settle_reply(session, reply_id)
-    await complete_unit_of_work(session)
     return result.outcome
 
 
@@ -44,9 +42,8 @@ def settle_indexing(document_id: str, run_id: str | None = None) -> str:
 
 
 async def _settle_indexing(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         result = await indexing.settle_indexing(session, document_id, run_id)
-    await complete_unit_of_work(session)
     return result.outcome
 
 
@@ -56,7 +53,7 @@ def sweep_holds() -> int:
 
 
 async def _sweep() -> int:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         stale = await holds.stale_holds(session)
         stale_indexing = await indexing.stale_indexing_holds(session)
     settled = 0
@@ -75,6 +72,6 @@ def reconcile_balances() -> int:
 
 
 async def _reconcile() -> int:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         result = await reconcile.reconcile(session)
     return len(result.mismatches)

@@ -6,10 +6,11 @@ import uuid
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from core.db import async_session_scope
 from core.events import EventBus
+from core.queues import TASKS
 from core.redis import async_redis, sync_redis
 from core.settings import get_settings
+from core.unit_of_work import unit_of_work
 from models import DocumentStatus
 from services.knowledge import indexing, reaper, reindex
 from services.knowledge.embedding import TransientEmbeddingError, get_embedder
@@ -17,8 +18,6 @@ from services.knowledge.storage import get_storage
 from tasks import TRANSIENT as INFRASTRUCTURE
 from workers import loop
 from workers.app import celery_app
-from workers.dispatch import complete_unit_of_work
-from workers.registry import TASKS
 
 # An embedding provider's 429/5xx is retried like an infrastructure hiccup.
 TRANSIENT = (*INFRASTRUCTURE, TransientEmbeddingError)
@@ -47,9 +46,8 @@ def index_document(document_id: str, attempt: int = 1) -> str:
 
 
 async def _ended(document_id: uuid.UUID) -> None:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         await reindex.indexing_ended(session, document_id)
-    await complete_unit_of_work(session)
 
 
 def _owner_fields(document_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, str, str]:
@@ -69,9 +67,8 @@ def reindex_next(run_id: str) -> str | None:
 
 
 async def _reindex_next(run_id: uuid.UUID) -> str | None:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         document_id = await reindex.claim_next(session, EventBus(async_client=async_redis()), run_id)
-    await complete_unit_of_work(session)
     return str(document_id) if document_id else None
 
 
@@ -81,9 +78,8 @@ def reap_documents() -> dict[str, int]:
 
 
 async def _reap() -> dict[str, int]:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         result = await reaper.reap_documents(session, EventBus(async_client=async_redis()))
-    await complete_unit_of_work(session)
     return {
         "retried": len(result.retried),
         "failed": len(result.failed),

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from core.db import async_session_scope
 from core.events import EventBus
+from core.queues import TASKS
 from core.redis import async_redis
 from core.settings import get_settings
+from core.unit_of_work import unit_of_work
 from services.chat import generation, reaper
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
-from workers.dispatch import complete_unit_of_work
-from workers.registry import TASKS
 
 
 @celery_app.task(
@@ -31,9 +30,8 @@ def reap_replies() -> dict[str, int]:
 
 
 async def _reap() -> dict[str, int]:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         result = await reaper.reap(session, EventBus(async_client=async_redis()))
-    await complete_unit_of_work(session)
     return {"retried": len(result.retried), "failed": len(result.failed)}
 
 

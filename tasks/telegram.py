@@ -10,16 +10,17 @@ import uuid
 
 from celery import Task
 
-from core.db import async_session_scope
 from core.events import EventBus
+from core.outbox import PendingTask
+from core.queues import TASKS
 from core.redis import async_redis
 from core.settings import get_settings
+from core.taskqueue import send, send_all
+from core.unit_of_work import unit_of_work
 from services.telegram import bots, inbox, sending, streaming
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
-from workers.dispatch import complete_unit_of_work
-from workers.registry import TASKS
 
 TIME_LIMIT = 120
 
@@ -85,7 +86,7 @@ def _follow(task: Task | None, chat_row_id: str, outcome: sending.Outcome, failu
     countdown = outcome.retry_in * (2 ** max(0, failures - 1)) if outcome.error else outcome.retry_in
     # The run that waits keeps the chat's delivery: its retry runs as the holder.
     if task is None:
-        deliver_chat.apply_async((chat_row_id, failures, True), countdown=countdown)
+        send(PendingTask(TASKS.telegram_deliver, (chat_row_id, failures, True), {"countdown": countdown}))
         return
     raise task.retry(args=(chat_row_id, failures, True), countdown=countdown, max_retries=None)
 
@@ -95,8 +96,7 @@ def sweep_sends() -> int:
     """Start delivery for chats whose answers have waited too long (where a run holds the chat this returns
     at once; a hold lost with its worker lapses, and a later sweep starts the chat again)."""
     chats = loop.run(sending.stalled_chats(get_settings().telegram_send_sweep_seconds), timeout=TIME_LIMIT)
-    for chat_row_id in chats:
-        deliver_chat.delay(str(chat_row_id))
+    send_all([PendingTask(TASKS.telegram_deliver, (str(chat_row_id),)) for chat_row_id in chats])
     return len(chats)
 
 
@@ -106,7 +106,6 @@ def check_webhooks() -> dict[str, int]:
 
 
 async def _check_webhooks() -> dict[str, int]:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         counts = await bots.check_webhooks(session, EventBus(async_client=async_redis()))
-    await complete_unit_of_work(session)
     return counts

@@ -23,6 +23,16 @@ os.environ.setdefault("CHATAI_ENV", "test")
 os.environ.setdefault("CHATAI_JWT_SECRET", TEST_JWT_SECRET)
 
 
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = next((part for part in item.path.parts if part in LAYERS), None)
+        if layer is not None:
+            item.add_marker(layer)
+
+
 @pytest.fixture(scope="session")
 def databases() -> Iterator[DatabaseFactory]:
     dbs = DatabaseFactory()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from workers.registry import QUEUES, ROUTES
+from core.queues import QUEUES, ROUTES
 
 PROCFILE = Path(__file__).resolve().parents[1] / "deploy" / "Procfile"
 _WORKER_LINE = re.compile(r"^[A-Za-z0-9_-]+:.*\bworkers\.run\s+(\S+)", re.MULTILINE)
@@ -38,7 +38,7 @@ def check_configured(procfile: Path = PROCFILE) -> list[str]:
     consumed = configured_consumers(procfile.read_text())
     missing = unconsumed(routed_queues(), consumed)
     problems = [f"queue {q!r} has tasks routed to it and no worker in {procfile}" for q in missing]
-    problems += [f"queue {q!r} is not in workers.registry.QUEUES" for q in sorted(consumed - set(QUEUES))]
+    problems += [f"queue {q!r} is not in core.queues.QUEUES" for q in sorted(consumed - set(QUEUES))]
     return problems
 
 

@@ -3,18 +3,17 @@ short-lived Redis list the API waits on (BLPOP), so the API process never import
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 import orjson
 
 from core.outbox import PendingTask
+from core.queues import TASKS
 from core.redis import async_redis, sync_redis
 from core.settings import get_settings
+from core.unit_of_work import send_now
 from services.errors import Unavailable
-from workers.dispatch import send
-from workers.registry import TASKS
 
 REPLY_PREFIX = "chatai:rpc:embed:"
 REPLY_TTL_SECONDS = 60
@@ -25,7 +24,7 @@ async def embed_query(text: str) -> list[float]:
     timeout = get_settings().query_embedding_timeout_seconds
     key = f"{REPLY_PREFIX}{uuid.uuid4().hex}"
     task = PendingTask(TASKS.embed_query, (text, key), {"expires": timeout})
-    await asyncio.to_thread(send, task)
+    await send_now([task])
     deadline = time.monotonic() + timeout
     answer = None
     # Short waits: a connection's socket timeout must not cut a long BLPOP (a worker's first query

@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from workers.registry import QUEUES
+from core.queues import QUEUES
 
 
 def worker_argv(queue: str, extra: list[str] | None = None) -> list[str]:

@@ -12,10 +12,10 @@ from celery import signals
 from core import metrics
 from core.db import reset_engines
 from core.logging import configure_logging, request_id_var, task_id_var
+from core.queues import QUEUES, ROUTES
 from core.redis import reset_clients
 from core.settings import get_settings
 from workers.loop import forget_loop
-from workers.registry import QUEUES, ROUTES
 
 log = logging.getLogger("chatai.worker")
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter
 
 from api.deps import AdminUser
 from api.schemas import Out
+from core.queues import QUEUES
 from core.redis import async_redis
 from core.settings import get_settings
 from services import canary
-from workers.registry import QUEUES
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 

@@ -12,10 +12,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from api.ws_hub import EVENT_ID, Client, Hub
 from core import revocation
-from core.db import async_session_scope
 from core.logging import user_id_var
 from core.security import AccessClaims, TokenError, decode_access_token
 from core.settings import get_settings
+from core.unit_of_work import unit_of_work
 from services import auth
 from services.access import resolve_topic
 from services.errors import Unauthorized
@@ -91,7 +91,7 @@ async def _authenticate(websocket: WebSocket) -> AccessClaims | None:
         return None
     if claims.kind == "user":
         try:
-            async with async_session_scope() as session:
+            async with unit_of_work() as session:
                 await auth.active_user(session, claims.subject)
         except Unauthorized as exc:
             await _reject(websocket, CLOSE_UNAUTHORIZED, "unauthorized", exc.message)
@@ -116,7 +116,7 @@ async def _subscribe(hub: Hub, client: Client, claims: AccessClaims, frame: dict
     if _subscribed_topic(client, topic) is None and len(client.subs) >= MAX_TOPICS:
         client.send(_error("bad_request", f"at most {MAX_TOPICS} topics per connection", topic=topic))
         return
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         internal = await resolve_topic(session, claims, topic)
     if internal is None:
         client.send(_error("not_found", "no such topic", topic=topic))

@@ -21,6 +21,7 @@ from core.logging import request_id_var
 from core.outbox import PendingTask
 from core.redis import async_redis
 from core.settings import get_settings
+from core.unit_of_work import send_now
 from models import ReplyStatus
 from services.chat import replies
 from services.chat.cancellation import CancelWatcher, cancel_requested_among, is_cancel_requested
@@ -28,7 +29,6 @@ from services.chat.delivery import DeltaPublisher, delivered_text, frames_from_r
 from services.providers import get_provider
 from services.providers.base import ChatRequest, ProviderError, Usage
 from services.providers.tokens import estimate_tokens
-from workers.dispatch import send_all
 
 log = logging.getLogger("chatai.generation")
 
@@ -184,6 +184,6 @@ async def _end(
         return "lost"
     if finished.follow_up:
         tasks = [PendingTask(name, (str(job.reply_id),)) for name in finished.follow_up]
-        await asyncio.to_thread(send_all, tasks)
+        await send_now(tasks)
     await rt.bus.apublish(dialog_topic(job.dialog_id), event_type, {"reply_id": str(job.reply_id), **data})
     return status.value

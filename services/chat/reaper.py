@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.events import EventBus, dialog_topic
+from core.queues import TASKS
 from core.settings import get_settings
 from models import Message, MessageRole, ReplyStatus
-from workers.registry import TASKS
 
 # Queued work waits behind a backlog legitimately; give it longer before calling it lost.
 QUEUED_SILENCE_FACTOR = 10

@@ -15,14 +15,14 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import async_session_scope
+from core.queues import TASKS
 from core.settings import get_settings
+from core.unit_of_work import unit_of_work
 from models import ReplyStatus
 from services.chat.prompt import build_prompt, knowledge_block, message_tokens
 from services.knowledge.embedding import embed_query_in_process
 from services.knowledge.retrieval import retrieve
 from services.providers.base import ChatMessage, ContextPassage
-from workers.registry import TASKS
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ async def claim(conn: AsyncConnection[Any], reply_id: uuid.UUID, attempt: int) -
         return None
     knowledge, passages, citations = "", None, []
     if row["has_knowledge"]:
-        async with async_session_scope() as session:
+        async with unit_of_work() as session:
             knowledge, passages, citations = await _knowledge_for(session, row, settings.llm_context_tokens)
     messages = build_prompt(
         row["system_prompt"],

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.events import EventBus
+from core.queues import TASKS
 from core.settings import get_settings
 from models import Assistant, Document, DocumentStatus, User
 from services import assistants
@@ -21,7 +22,6 @@ from services.knowledge import parsing, retrieval
 from services.knowledge.indexing import announce_status
 from services.knowledge.storage import FileStorage, document_key
 from services.pagination import Page, newest_first, page_of
-from workers.registry import TASKS
 
 
 async def upload(

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.events import EventBus
+from core.queues import TASKS
 from core.settings import get_settings
 from models import Document, DocumentStatus
 from services.knowledge import reindex
 from services.knowledge.indexing import announce_status
-from workers.registry import TASKS
 
 QUEUED_SILENCE_FACTOR = 10
 WORKER_LOST = "The worker indexing this document stopped too many times; upload it again"

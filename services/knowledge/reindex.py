@@ -20,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.events import EventBus
+from core.queues import TASKS
 from core.settings import get_settings
 from models import Assistant, Chunk, Document, DocumentStatus
 from services.billing import indexing as indexing_charges
 from services.errors import InsufficientBalance, NotFound
 from services.knowledge.indexing import announce_status
-from workers.registry import TASKS
 
 log = logging.getLogger("chatai.knowledge")
 

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Chat, ChatMemberUpdated, Update
 
 from core import outbox
+from core.queues import TASKS
 from models import Assistant, BotStatus, Dialog, TelegramBot, TelegramChat, TelegramSend, User
 from services import messages
 from services.errors import InsufficientBalance, RateLimited
-from workers.registry import TASKS
 
 log = logging.getLogger("chatai.telegram")
 

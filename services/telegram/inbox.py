@@ -26,14 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 
 from core import outbox
-from core.db import async_session_scope
+from core.queues import TASKS
 from core.redis import async_redis
 from core.settings import get_settings
+from core.unit_of_work import unit_of_work
 from models import BotStatus, TelegramBot
 from services.errors import Forbidden, NotFound, ServiceError
 from services.telegram import handling, limits
-from workers.dispatch import complete_unit_of_work
-from workers.registry import TASKS
 
 log = logging.getLogger("chatai.telegram")
 
@@ -194,9 +193,8 @@ async def drain(bot_id: uuid.UUID, chat_key: str) -> float | None:
                     return random.uniform(*PARKED_RETRY_SECONDS)
                 return None
             try:
-                async with async_session_scope() as session:
+                async with unit_of_work() as session:
                     outcome = await handling.handle_update(session, bot_id, data)
-                await complete_unit_of_work(session)
             except (OperationalError, redis.RedisError):
                 raise  # infrastructure: the task retries, the update stays first in line
             except handling.AssistantBusy as busy:

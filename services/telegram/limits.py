@@ -8,7 +8,6 @@ refuses. The clock is Redis's, so workers on different machines agree.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,9 +15,9 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from core.outbox import PendingTask
+from core.queues import TASKS
 from core.settings import get_settings
-from workers import dispatch
-from workers.registry import TASKS
+from core.unit_of_work import send_now
 
 PREFIX = "chatai:tg:rl:"
 BOT_MARGIN_SECONDS = 0.05
@@ -189,4 +188,4 @@ async def replies_settled(client: aioredis.Redis, bot_id: object, send_keys: lis
             )
             for chat in woken
         ]
-        await asyncio.to_thread(dispatch.send_all, tasks)
+        await send_now(tasks)

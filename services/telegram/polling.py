@@ -23,16 +23,15 @@ from sqlalchemy import select
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
 from core import secretbox
-from core.db import async_session_scope
 from core.events import EventBus
 from core.outbox import PendingTask
+from core.queues import TASKS
 from core.redis import async_redis
 from core.settings import get_settings
+from core.unit_of_work import send_now, unit_of_work
 from models import BotStatus, TelegramBot
 from services.telegram import bots, inbox
 from services.telegram.client import clients, redact, seconds
-from workers.dispatch import complete_unit_of_work, send
-from workers.registry import TASKS
 
 log = logging.getLogger("chatai.telegram.poller")
 
@@ -155,7 +154,7 @@ class Poller:
                     if chat_key is not None:
                         task = PendingTask(TASKS.telegram_handle_updates, (str(bot.id), chat_key))
                         try:
-                            await asyncio.to_thread(send, task)
+                            await send_now([task])
                         except Exception:
                             # Unscheduled, so the update (fetched again: not confirmed) schedules anew.
                             await client.delete(inbox.scheduled_key(bot.id, chat_key))
@@ -168,7 +167,7 @@ class Poller:
 
 
 async def _polled_bots() -> list[PolledBot]:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         rows = (
             await session.execute(
                 select(TelegramBot.id, TelegramBot.token_encrypted).where(
@@ -180,8 +179,7 @@ async def _polled_bots() -> list[PolledBot]:
 
 
 async def _disable(bot_id: uuid.UUID) -> None:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         await bots.disable(
             session, bot_id, "Telegram rejected the bot token", EventBus(async_client=async_redis())
         )
-    await complete_unit_of_work(session)

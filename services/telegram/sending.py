@@ -30,9 +30,10 @@ from telegram.error import (
     TimedOut,
 )
 
-from core.db import async_session_scope, raw_connection
+from core.db import raw_connection
 from core.events import EventBus
 from core.redis import async_redis
+from core.unit_of_work import unit_of_work
 from models import (
     TERMINAL_STATUSES,
     BotStatus,
@@ -46,7 +47,6 @@ from services.telegram import bots, limits
 from services.telegram.client import clients, redact, seconds
 from services.telegram.limits import SendLimiter
 from services.telegram.splitting import split_message
-from workers.dispatch import complete_unit_of_work
 
 log = logging.getLogger("chatai.telegram")
 
@@ -193,7 +193,7 @@ async def _next_part(chat_row_id: uuid.UUID) -> _Next | None:
             return None
         if not row["chat_active"] or row["bot_status"] != BotStatus.active:
             reason = "chat inactive" if not row["chat_active"] else "bot disabled"
-            async with async_session_scope() as session:
+            async with unit_of_work() as session:
                 await _drop_pending(session, row["bot_id"], chat_row_id, reason)
             return None
         text = _text_of(row)
@@ -279,7 +279,7 @@ async def handle_send_error(
 
 
 async def forget_stream_message(send_id: uuid.UUID) -> None:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         await session.execute(
             update(TelegramSend).where(TelegramSend.id == send_id).values(stream_message_id=None)
         )
@@ -299,7 +299,7 @@ async def _record_part(nxt: _Next, message_id: int | None) -> None:
 
 async def fail_head(chat_row_id: uuid.UUID, error: str) -> None:
     """Give up on the chat's oldest pending send (its transient errors outlasted the attempts)."""
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         row = (
             await session.execute(
                 select(TelegramSend.id, TelegramChat.bot_id)
@@ -315,7 +315,7 @@ async def fail_head(chat_row_id: uuid.UUID, error: str) -> None:
 
 async def _fail_send(bot_id: uuid.UUID, send_id: uuid.UUID, error: str) -> None:
     log.warning("telegram send %s failed: %s", send_id, error)
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         key = await session.scalar(
             update(TelegramSend)
             .where(TelegramSend.id == send_id)
@@ -339,19 +339,18 @@ async def _drop_pending(
 
 async def _deactivate_chat(bot_id: uuid.UUID, chat_row_id: uuid.UUID, reason: str) -> None:
     """The user blocked the bot, or it was removed from the group: no more sends, no retries."""
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         await session.execute(update(TelegramChat).where(TelegramChat.id == chat_row_id).values(active=False))
         await _drop_pending(session, bot_id, chat_row_id, reason)
 
 
 async def _disable_bot(bot_id: uuid.UUID, reason: str) -> None:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         await bots.disable(session, bot_id, reason, EventBus(async_client=async_redis()))
-    await complete_unit_of_work(session)
 
 
 async def _set_paused(bot_id: uuid.UUID, pause: float) -> None:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         await session.execute(
             update(TelegramBot)
             .where(TelegramBot.id == bot_id)
@@ -361,7 +360,7 @@ async def _set_paused(bot_id: uuid.UUID, pause: float) -> None:
 
 async def _migrate_chat(chat_row_id: uuid.UUID, new_chat_id: int) -> None:
     """A group became a supergroup with a new id; its row follows it."""
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         await session.execute(
             update(TelegramChat)
             .where(TelegramChat.id == chat_row_id)

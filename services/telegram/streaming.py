@@ -19,10 +19,10 @@ from redis.exceptions import LockError
 from sqlalchemy import func, select, update
 from telegram.error import BadRequest, TelegramError
 
-from core.db import async_session_scope
 from core.events import EventBus, dialog_topic
 from core.redis import async_redis
 from core.settings import get_settings
+from core.unit_of_work import unit_of_work
 from models import TERMINAL_STATUSES, BotStatus, Message, SendState, TelegramBot, TelegramChat, TelegramSend
 from services.chat.delivery import delivered_text, frames_from_replay
 from services.telegram import bots, sending
@@ -77,7 +77,7 @@ async def tick(send_key: str) -> float | None:
 
 async def _streaming(send_key: str) -> _Stream | bool | None:
     """The answer to stream; ``False`` while it waits behind an earlier answer; ``None`` when it is done."""
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         row = (
             await session.execute(
                 select(TelegramSend, TelegramChat, TelegramBot, Message.status, Message.dialog_id)
@@ -149,7 +149,7 @@ async def _show(stream: _Stream) -> float | None:
 
 
 async def _record(send_id: uuid.UUID, message_id: int, chars: int) -> None:
-    async with async_session_scope() as session:
+    async with unit_of_work() as session:
         await session.execute(
             update(TelegramSend)
             .where(TelegramSend.id == send_id, TelegramSend.state == SendState.pending)

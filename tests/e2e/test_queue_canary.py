@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from core.queues import QUEUES
 from tests.fixtures.api import signup
 from tests.fixtures.billing import make_admin
 from tests.fixtures.stack import Stack, running_stack
-from workers.registry import QUEUES
 
 STALE = 5
 

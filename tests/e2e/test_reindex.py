@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
+from core.queues import TASKS
 from tests.fixtures.api import Account, signup
 from tests.fixtures.billing import entries_for, ledger_sums, make_admin, send_task, sql
 from tests.fixtures.processes import ROOT, Child, wait_for
 from tests.fixtures.stack import FakeLLM, Stack
-from workers.registry import TASKS
 
 MICRO_PER_TOKEN = {"input_micros_per_mtok": 1_000_000, "output_micros_per_mtok": 0}
 TOPICS = {

@@ -14,6 +14,7 @@ import orjson
 import pytest
 import redis
 
+from core.queues import TASKS
 from services.telegram.inbox import PARKED_RETRY_SECONDS
 from tests.fixtures.api import WsClient, signup
 from tests.fixtures.billing import send_task, sql
@@ -28,7 +29,6 @@ from tests.fixtures.telegram import (
     wait_sent,
     webhook_stack_env,
 )
-from workers.registry import TASKS
 
 _membership_ids = itertools.count(900_000)
 IN_FLIGHT = 3

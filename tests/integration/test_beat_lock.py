@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import redis
 
+from core.queues import TASKS
 from tests.fixtures.processes import wait_for
 from tests.fixtures.stack import Stack
-from workers.registry import TASKS
 
 INTERVAL = 1.0
 LOCK_TTL = 3.0

@@ -11,8 +11,8 @@ import orjson
 import redis
 
 from core.metrics import BrokerQueueCollector
+from core.queues import QUEUES
 from tests.fixtures.processes import ROOT, python_argv
-from workers.registry import QUEUES
 
 
 def gauges(collector: BrokerQueueCollector) -> dict[tuple[str, str], float]:

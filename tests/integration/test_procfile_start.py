@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
+from core.queues import QUEUES
 from tests.fixtures.processes import Child, free_port, wait_for
 from tests.fixtures.stack import base_env
-from workers.registry import QUEUES
 
 
 def test_every_procfile_process_starts_and_stops(

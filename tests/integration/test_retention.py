@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from core.queues import TASKS
 from core.settings import Settings
 from scheduler.jobs import maintenance_schedule
 from tests.fixtures.billing import sql
 from tests.fixtures.processes import wait_for
 from tests.fixtures.rows import insert_assistant
 from tests.fixtures.stack import TEST_JWT_SECRET, Stack
-from workers.registry import TASKS
 
 DAYS = 30
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from celery import Celery
 
+from core.queues import TASKS
 from tests.fixtures.api import WsClient, new_dialog, poll_reply, post_message, reply_text, signup
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
-from workers.registry import TASKS
 
 
 @pytest.fixture(scope="module")

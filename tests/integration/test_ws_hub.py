@@ -246,7 +246,7 @@ def gateway(redis_db: aioredis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterat
         yield
         await app.state.hub.stop()
 
-    monkeypatch.setattr(ws, "async_session_scope", _no_session)
+    monkeypatch.setattr(ws, "unit_of_work", _no_session)
     app = FastAPI(lifespan=lifespan)
     app.include_router(ws.router)
     with TestClient(app) as client:

@@ -26,9 +26,9 @@ from prometheus_client import REGISTRY
 import api.ws_hub  # noqa: F401  (registers the WebSocket metrics)
 import services.billing.reconcile  # noqa: F401  (registers the reconciliation counter)
 from core import metrics
+from core.queues import QUEUES
 from core.settings import Settings
 from tests.fixtures.processes import ROOT
-from workers.registry import QUEUES
 
 DEPLOY = ROOT / "deploy"
 VENV_BIN = Path(sys.executable).parent

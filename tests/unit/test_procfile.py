@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from workers.registry import QUEUES
+from core.queues import QUEUES
 
 PROCFILE = Path(__file__).resolve().parents[2] / "deploy" / "Procfile"
 # The same line grammar honcho uses; anything else (comments, blanks) is ignored by it.
@@ -42,7 +42,7 @@ def test_every_queue_has_a_worker() -> None:
 
 def test_every_worker_names_a_known_queue() -> None:
     unknown = {name: queue for name, queue in _workers().items() if queue not in QUEUES}
-    assert not unknown, f"Procfile workers for queues not in workers.registry.QUEUES: {unknown}"
+    assert not unknown, f"Procfile workers for queues not in core.queues.QUEUES: {unknown}"
 
 
 def test_one_worker_per_queue_named_after_it() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 
+from core.queues import QUEUES, ROUTES, TASKS
 from workers.app import TASK_MODULES, celery_app
-from workers.registry import QUEUES, ROUTES, TASKS
 from workers.run import worker_argv
 
 
@@ -20,11 +20,13 @@ def test_every_registered_task_is_routed_to_a_known_queue() -> None:
 
 
 def test_worker_argv_comes_from_the_registry() -> None:
-    argv = worker_argv("llm")
-    assert argv[argv.index("-Q") + 1] == "llm"
-    assert argv[argv.index("-P") + 1] == QUEUES["llm"].pool == "threads"
-    assert argv[argv.index("--prefetch-multiplier") + 1] == "1"
-    assert argv[argv.index("-P") + 1] != "gevent", "gevent has open problems with psycopg 3 and asyncio"
+    for name, spec in QUEUES.items():
+        argv = worker_argv(name)
+        assert argv[argv.index("-Q") + 1] == name
+        assert argv[argv.index("-P") + 1] == spec.pool
+        assert argv[argv.index("--prefetch-multiplier") + 1] == str(spec.prefetch_multiplier)
+    # gevent has open problems with psycopg 3 and with asyncio under Celery.
+    assert QUEUES["llm"].pool == "threads"
 
 
 def test_reliability_settings() -> None:

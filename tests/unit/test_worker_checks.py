@@ -24,4 +24,4 @@ def test_a_routed_queue_without_a_worker_is_reported(tmp_path: Path) -> None:
 def test_a_worker_for_an_unknown_queue_is_reported(tmp_path: Path) -> None:
     procfile = tmp_path / "Procfile"
     procfile.write_text(PROCFILE.read_text() + "mail: python -m workers.run mail\n")
-    assert check_configured(procfile) == ["queue 'mail' is not in workers.registry.QUEUES"]
+    assert check_configured(procfile) == ["queue 'mail' is not in core.queues.QUEUES"]

@@ -1,6 +1,6 @@
 """The one place that names queues, routes tasks to them and says how each queue's workers run.
 
-The API sends tasks by name through ``TASKS``; each worker's ``-Q`` and pool come from ``QUEUES``.
+Services send tasks by name through ``TASKS``; each worker's ``-Q`` and pool come from ``QUEUES``.
 """
 
 from __future__ import annotations
