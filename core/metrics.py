@@ -249,14 +249,15 @@ class DatabasePoolCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from core import db
+        from core.settings import get_settings
 
         in_use, limit = self._families()
         # Only engines already made: a scrape must never open a database connection.
         if db.async_engine.cache_info().currsize:
             pool: Any = db.async_engine().pool
             in_use.add_metric(["sqlalchemy"], pool.checkedout())
-            limit.add_metric(["sqlalchemy"], pool.size() + max(pool._max_overflow, 0))
-        raw = [t.result() for t in list(db._raw_pools.values()) if t.done() and not t.exception()]
+            limit.add_metric(["sqlalchemy"], pool.size() + max(get_settings().db_max_overflow, 0))
+        raw = db.open_raw_pools()
         if raw:
             stats = [p.get_stats() for p in raw]
             in_use.add_metric(["psycopg"], sum(s["pool_size"] - s["pool_available"] for s in stats))

@@ -6,7 +6,6 @@ settings, so deployments and test runs size them without code changes.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from functools import lru_cache
@@ -15,12 +14,11 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
+from core.loop_local import LoopLocal
 from core.redis import async_redis
 from core.settings import get_settings
 
 KEY_PREFIX = "chatai:rl"
-
-_limiters: dict[int, SlidingWindowCounterRateLimiter] = {}
 
 
 @lru_cache
@@ -28,19 +26,18 @@ def limit_item(text: str) -> RateLimitItem:
     return parse(text)
 
 
-def _limiter() -> SlidingWindowCounterRateLimiter:
-    """The limiter of the running event loop, on that loop's Redis pool (a pool is bound to its loop)."""
-    loop_id = id(asyncio.get_running_loop())
-    limiter = _limiters.get(loop_id)
-    if limiter is None:
-        storage = RedisStorage(
-            "async+" + get_settings().redis_url,
-            implementation="redispy",
-            key_prefix=KEY_PREFIX,
-            connection_pool=async_redis().connection_pool,
-        )
-        limiter = _limiters[loop_id] = SlidingWindowCounterRateLimiter(storage)
-    return limiter
+def _new_limiter() -> SlidingWindowCounterRateLimiter:
+    storage = RedisStorage(
+        "async+" + get_settings().redis_url,
+        implementation="redispy",
+        key_prefix=KEY_PREFIX,
+        connection_pool=async_redis().connection_pool,
+    )
+    return SlidingWindowCounterRateLimiter(storage)
+
+
+# On the running loop's Redis pool (a pool is bound to its loop).
+_limiters = LoopLocal(_new_limiter)
 
 
 async def hit(limit: str, namespace: str, *identifiers: str) -> float | None:
@@ -48,7 +45,7 @@ async def hit(limit: str, namespace: str, *identifiers: str) -> float | None:
     if not get_settings().rate_limits_enabled:
         return None
     item = limit_item(limit)
-    limiter = _limiter()
+    limiter = _limiters.get()
     if await limiter.hit(item, namespace, *identifiers):
         return None
     stats = await limiter.get_window_stats(item, namespace, *identifiers)

@@ -8,6 +8,7 @@ from functools import lru_cache
 import redis
 import redis.asyncio as aioredis
 
+from core.loop_local import LoopLocal
 from core.settings import get_settings
 
 
@@ -20,22 +21,21 @@ def sync_redis() -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-_async_clients: dict[int, aioredis.Redis] = {}
+def _new_async_client() -> aioredis.Redis:
+    settings = get_settings()
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+# A pool is bound to the loop that made it.
+_async_clients = LoopLocal(_new_async_client)
 
 
 def async_redis() -> aioredis.Redis:
-    """The async client of the running event loop (a pool is bound to the loop that made it)."""
-    import asyncio
-
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_clients.get(loop_id)
-    if client is None:
-        settings = get_settings()
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
-        )
-        client = _async_clients[loop_id] = aioredis.Redis(connection_pool=pool)
-    return client
+    """The async client of the running event loop."""
+    return _async_clients.get()
 
 
 def reset_clients() -> None:

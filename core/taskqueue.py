@@ -8,9 +8,12 @@ the worker signals and beat's schedule to this same application.
 from __future__ import annotations
 
 import logging
+import time
 from functools import lru_cache
+from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu import Queue
 
 from core.logging import request_id_var
@@ -53,6 +56,13 @@ def celery_app() -> Celery:
         enable_utc=True,
     )
     return app
+
+
+@before_task_publish.connect
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    # Every send (the API, beat, a retry) carries its time: queue wait and the oldest message's age.
+    if headers is not None:
+        headers["sent_at"] = time.time()
 
 
 def send(task: PendingTask) -> None:

@@ -10,6 +10,7 @@ from celery.signals import before_task_publish
 
 from core.queues import QUEUES, ROUTES, TASKS
 from core.settings import Settings
+from services import canary
 
 
 def _job(task: str, every: float, queue: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -38,18 +39,19 @@ def maintenance_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 @before_task_publish.connect
-def _stamp_canary(sender: str | None = None, body: Any = None, **_: Any) -> None:
-    """Give each ping its send time (the message is serialized after this), and record the send."""
-    if sender != TASKS.canary_ping or not isinstance(body, tuple | list) or len(body) < 2:
+def _stamp_canary(
+    sender: str | None = None, body: Any = None, headers: dict[str, Any] | None = None, **_: Any
+) -> None:
+    """Give each ping its send time in a header of its own, and record the send."""
+    if sender != TASKS.canary_ping or headers is None:
         return
-    args, kwargs = body[0], body[1]
     sent_at = time.time()
-    kwargs["sent_at"] = sent_at
+    headers[canary.SENT_AT_HEADER] = sent_at
+    args = body[0] if isinstance(body, tuple | list) and body else None
     if args:
         import redis
 
         from core.redis import sync_redis
-        from services import canary
 
         # Without Redis the ping still goes; only its "last sent" time is missing.
         with contextlib.suppress(redis.RedisError):

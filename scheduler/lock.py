@@ -73,7 +73,7 @@ class LockedScheduler(PersistentScheduler):
             entry: ScheduleEntry | None = self.schedule.get(raw_name.decode())
             if entry is not None:
                 entry.last_run_at = datetime.fromtimestamp(float(raw_at), UTC)
-        self._heap = None  # rebuilt from the loaded times on the next tick
+        self.populate_heap()  # the next due times follow from the loaded ones
 
     def _share_last_runs(self) -> None:
         times = {

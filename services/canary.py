@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aioredis
 
+# The ping's send time travels in a message header of its own (set by beat as it publishes); custom
+# headers become attributes of the task's request on the worker.
+SENT_AT_HEADER = "canary_sent_at"
 SENT_KEY = "chatai:canary:sent"  # queue → when the last ping was sent
 CONSUMED_KEY = "chatai:canary:consumed"  # queue → when the last ping was taken by a worker
 LATENCY_KEY = "chatai:canary:latency"  # queue → seconds that ping waited in the queue

@@ -56,5 +56,5 @@ async def _delete_old_dialogs(days: int) -> int:
 
 # Every worker imports this module, so the ping runs on whichever queue beat sent it to.
 @celery_app.task(name=TASKS.canary_ping, bind=True, ignore_result=True)
-def canary_ping(self: Task, queue: str, sent_at: float | None = None) -> None:
-    canary.record_consumed(sync_redis(), queue, sent_at)
+def canary_ping(self: Task, queue: str) -> None:
+    canary.record_consumed(sync_redis(), queue, getattr(self.request, canary.SENT_AT_HEADER, None))

@@ -77,13 +77,6 @@ def _labels(task: Any) -> tuple[str, str]:
     return delivery.get("routing_key") or ROUTES.get(name, "unknown"), name
 
 
-@signals.before_task_publish.connect
-def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
-    # Every send (the API, beat, a retry) carries its time: queue wait and the oldest message's age.
-    if headers is not None:
-        headers["sent_at"] = time.time()
-
-
 def metrics_port(queue: str) -> int | None:
     settings = get_settings()
     if settings.worker_metrics_port is not None:

@@ -18,6 +18,7 @@ from core import metrics
 from core.db import raw_connection
 from core.events import EventBus, dialog_topic
 from core.logging import request_id_var
+from core.loop_local import LoopLocal
 from core.outbox import PendingTask
 from core.redis import async_redis
 from core.settings import get_settings
@@ -65,14 +66,11 @@ class Runtime:
                 log.exception("heartbeat failed")
 
 
-_runtimes: dict[int, Runtime] = {}
+_runtimes = LoopLocal(lambda: Runtime(bus=EventBus(async_client=async_redis())))
 
 
 def runtime() -> Runtime:
-    loop_id = id(asyncio.get_running_loop())
-    if loop_id not in _runtimes:
-        _runtimes[loop_id] = Runtime(bus=EventBus(async_client=async_redis()))
-    return _runtimes[loop_id]
+    return _runtimes.get()
 
 
 async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import httpx
+import openai
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from core.settings import Settings, get_settings
@@ -97,11 +98,13 @@ class OpenAIEmbedder:
         self.dimensions = settings.embedding_dimensions
         self._batch = settings.embedding_batch_size
         self._attempts = settings.embedding_max_attempts
-        base = (settings.embedding_base_url or "https://api.openai.com/v1").rstrip("/")
-        headers = (
-            {"Authorization": f"Bearer {settings.embedding_api_key}"} if settings.embedding_api_key else {}
+        # The SDK's own retries are off: the attempts and their backoff are ours (tenacity, below).
+        self._client = openai.OpenAI(
+            base_url=settings.embedding_base_url or "https://api.openai.com/v1",
+            api_key=settings.embedding_api_key or "none",
+            max_retries=0,
+            timeout=httpx.Timeout(60, connect=10),
         )
-        self._client = httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(60, connect=10))
 
     def warm(self) -> None:
         return None
@@ -126,15 +129,16 @@ class OpenAIEmbedder:
 
     def _request(self, batch: list[str]) -> list[list[float]]:
         try:
-            response = self._client.post("/embeddings", json={"model": self.model_name, "input": batch})
-        except httpx.TransportError as exc:
+            response = self._client.embeddings.create(
+                model=self.model_name, input=batch, encoding_format="float"
+            )
+        except openai.APIConnectionError as exc:
             raise TransientEmbeddingError(f"embeddings endpoint unreachable: {exc}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientEmbeddingError(f"embeddings endpoint answered {response.status_code}")
-        if response.status_code >= 400:
-            raise EmbeddingError(f"embeddings endpoint refused the request ({response.status_code})")
-        data = sorted(response.json()["data"], key=lambda item: item["index"])
-        vectors = [item["embedding"] for item in data]
+        except (openai.RateLimitError, openai.InternalServerError) as exc:
+            raise TransientEmbeddingError(f"embeddings endpoint answered {exc.status_code}") from exc
+        except openai.APIStatusError as exc:
+            raise EmbeddingError(f"embeddings endpoint refused the request ({exc.status_code})") from exc
+        vectors = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
         if len(vectors) != len(batch) or any(len(v) != self.dimensions for v in vectors):
             raise EmbeddingError(f"embeddings endpoint returned vectors that are not {self.dimensions}-d")
         return vectors

@@ -13,6 +13,7 @@ from datetime import timedelta
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
+from core.loop_local import LoopLocal
 from core.settings import get_settings
 
 _MAX_BOTS = 2000
@@ -55,16 +56,13 @@ class BotClients:
         self._ready = False
 
 
-_clients: dict[int, BotClients] = {}
+# An HTTP pool is bound to the loop that made it.
+_clients = LoopLocal(BotClients)
 
 
 def clients() -> BotClients:
-    """The clients of the running event loop (an HTTP pool is bound to the loop that made it)."""
-    loop_id = id(asyncio.get_running_loop())
-    found = _clients.get(loop_id)
-    if found is None:
-        found = _clients[loop_id] = BotClients()
-    return found
+    """The clients of the running event loop."""
+    return _clients.get()
 
 
 def redact(text: str, token: str) -> str:
