@@ -17,7 +17,7 @@ from core import revocation
 from core.logging import user_id_var
 from core.security import TokenError, decode_access_token
 from models import User
-from services import widget
+from services.conversations import widget
 from services.errors import NotFound, Unauthorized
 
 

@@ -18,7 +18,7 @@ from core.redis import async_redis
 from core.security import TokenError, decode_access_token
 from core.unit_of_work import DispatchFailed, unit_of_work
 from models import Role, User
-from services import auth
+from services.accounts import auth
 from services.errors import Forbidden, Unauthorized, Unavailable
 
 log = logging.getLogger("chatai.api")

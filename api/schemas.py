@@ -9,7 +9,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.widget import normalize_origin
+from services.conversations.widget import normalize_origin
 
 T = TypeVar("T")
 

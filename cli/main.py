@@ -149,7 +149,7 @@ def create_admin(
 ) -> None:
     """Create an admin account, or make an existing account an admin with this password."""
     from core.unit_of_work import unit_of_work
-    from services.admin_accounts import create_admin as make_admin
+    from services.accounts.bootstrap import create_admin as make_admin
     from services.errors import ServiceError
 
     async def go() -> str:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 
 from core.unit_of_work import unit_of_work
-from services import audit
+from services.accounts import audit
 from services.knowledge import reindex
 
 POLL_SECONDS = 1.0

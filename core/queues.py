@@ -53,7 +53,7 @@ class TASKS:
     rollup_hourly = "chatai.analytics.rollup_hourly"
     rollup_daily = "chatai.analytics.rollup_daily"
     retention_cleanup = "chatai.analytics.retention_cleanup"
-    # One per queue, sent by the canary with that queue as its routing; see services/canary.py.
+    # One per queue, sent by the canary with that queue as its routing; see services/operations/canary.py.
     canary_ping = "chatai.canary.ping"
 
 

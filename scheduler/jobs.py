@@ -10,7 +10,7 @@ from celery.signals import before_task_publish
 
 from core.queues import QUEUES, ROUTES, TASKS
 from core.settings import Settings
-from services import canary
+from services.operations import canary
 
 
 def _job(task: str, every: float, queue: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.settings import get_settings
 from models import Assistant, User
 from services.errors import NotFound
+from services.knowledge.files import forget_assistant_files
+from services.knowledge.storage import get_storage
 from services.pagination import Page, newest_first, page_of
 
 
@@ -60,9 +62,6 @@ async def update(
 async def delete(session: AsyncSession, owner: User, assistant_id: uuid.UUID) -> None:
     assistant = await get_owned(session, owner, assistant_id)
     # Its documents and chunks cascade in the database; their stored files go after the commit.
-    from services.knowledge.documents import forget_assistant_files
-    from services.knowledge.storage import get_storage
-
     await forget_assistant_files(session, get_storage(), assistant.id)
     await session.delete(assistant)
     await session.flush()

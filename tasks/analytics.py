@@ -13,8 +13,8 @@ from core.queues import TASKS
 from core.redis import sync_redis
 from core.settings import get_settings
 from core.unit_of_work import unit_of_work
-from services import canary, retention
 from services.analytics import rollups
+from services.operations import canary, retention
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app

@@ -12,7 +12,7 @@ from api.schemas import Out
 from core.queues import QUEUES
 from core.redis import async_redis
 from core.settings import get_settings
-from services import canary
+from services.operations import canary
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 

@@ -13,7 +13,7 @@ from api.deps import AdminUser, PageDep, SessionDep
 from api.ratelimits import client_ip
 from api.schemas import Out, PageOut, Strict, UserOut
 from models import Role
-from services import users_admin
+from services.accounts import admin as users_admin
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 

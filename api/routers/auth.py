@@ -8,7 +8,7 @@ from api.ratelimits import client_ip, enforce, login_per_ip, register_per_ip
 from api.schemas import LoginIn, LogoutIn, RefreshIn, RegisterIn, TokenOut, UserOut
 from core import revocation
 from core.settings import get_settings
-from services import auth
+from services.accounts import auth
 from services.errors import Unauthorized
 
 router = APIRouter(prefix="/api", tags=["auth"])

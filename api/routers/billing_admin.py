@@ -17,7 +17,7 @@ from api.billing_schemas import (
     TransactionOut,
 )
 from api.deps import AdminUser, SessionDep
-from services import audit
+from services.accounts import audit
 from services.billing import accounts, pricing, reconcile
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])

@@ -19,7 +19,7 @@ from api.schemas import (
     QueuedReply,
 )
 from core.logging import request_id_var
-from services import dialogs, messages
+from services.conversations import dialogs, messages
 
 router = APIRouter(prefix="/api", tags=["dialogs"])
 

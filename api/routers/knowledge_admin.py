@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import AdminUser, SessionDep
 from api.schemas import Strict
-from services import audit
+from services.accounts import audit
 from services.knowledge import reindex
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 
 from api.deps import BusDep, CurrentUser, PageDep, SessionDep
 from api.schemas import AssignedOperatorOut, DialogOut, MessageIn, MessageOut, PageOut
-from services import operators
+from services.conversations import operators
 
 router = APIRouter(prefix="/api", tags=["operators"])
 

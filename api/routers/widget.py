@@ -13,7 +13,7 @@ from api.deps import SessionDep
 from api.ratelimits import client_ip, enforce
 from api.schemas import WidgetSessionIn, WidgetSessionOut
 from core.settings import get_settings
-from services import widget
+from services.conversations import widget
 
 router = APIRouter(tags=["widget"])
 

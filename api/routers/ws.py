@@ -16,8 +16,8 @@ from core.logging import user_id_var
 from core.security import AccessClaims, TokenError, decode_access_token
 from core.settings import get_settings
 from core.unit_of_work import unit_of_work
-from services import auth
-from services.access import resolve_topic
+from services.accounts import auth
+from services.conversations.access import resolve_topic
 from services.errors import Unauthorized
 
 log = logging.getLogger("chatai.ws")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from services import assistants
 from services.billing import indexing as indexing_charges
 from services.errors import NotFound, TooLarge, UnsupportedType
 from services.knowledge import parsing, retrieval
+from services.knowledge.files import remove_files_after_commit
 from services.knowledge.indexing import announce_status
 from services.knowledge.storage import FileStorage, document_key
 from services.pagination import Page, newest_first, page_of
@@ -101,27 +101,6 @@ async def delete(session: AsyncSession, storage: FileStorage, owner: User, docum
     await session.delete(document)
     await session.flush()
     remove_files_after_commit(session, storage, [document.storage_key])
-
-
-async def forget_assistant_files(
-    session: AsyncSession, storage: FileStorage, assistant_id: uuid.UUID
-) -> None:
-    """Before an assistant is deleted (its documents and chunks cascade): its stored files go too."""
-    keys = (
-        await session.scalars(select(Document.storage_key).where(Document.assistant_id == assistant_id))
-    ).all()
-    remove_files_after_commit(session, storage, list(keys))
-
-
-def remove_files_after_commit(session: AsyncSession, storage: FileStorage, keys: Sequence[str]) -> None:
-    if not keys:
-        return
-
-    async def remove() -> None:
-        for key in keys:
-            await asyncio.to_thread(storage.delete, key)
-
-    outbox.after_commit(session, remove)
 
 
 async def search(

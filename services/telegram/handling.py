@@ -18,7 +18,7 @@ from telegram import Chat, ChatMemberUpdated, Update
 from core import outbox
 from core.queues import TASKS
 from models import Assistant, BotStatus, Dialog, TelegramBot, TelegramChat, TelegramSend, User
-from services import messages
+from services.conversations import messages
 from services.errors import InsufficientBalance, RateLimited
 
 log = logging.getLogger("chatai.telegram")

@@ -1,7 +1,8 @@
 """Long polling for bots without a webhook, shared out among the bot pool's processes by Redis leases.
 
 Each pool process announces itself (a sorted set scored by expiry) and takes at most its share of the
-polled bots, ``ceil(bots / live processes)``, one lease per bot (``SET NX PX``). It renews its leases
+polled bots, ``ceil(bots / live processes)``, one lease per bot (a redis-py ``Lock`` whose token is
+the process's id). It renews its leases
 every third of their lifetime and polls only bots whose lease it holds, so each bot has exactly one
 poller; when a process dies its leases and its presence expire and the others take its bots over.
 A bot with a webhook is never polled (Telegram refuses getUpdates while a webhook is set).
@@ -18,7 +19,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError
 from sqlalchemy import select
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
@@ -39,15 +41,6 @@ POLLERS_KEY = "chatai:tg:pollers"
 LEASE_PREFIX = "chatai:tg:poll:"
 OFFSET_PREFIX = "chatai:tg:offset:"
 
-_RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 def lease_key(bot_id: object) -> str:
     return f"{LEASE_PREFIX}{bot_id}"
@@ -65,6 +58,7 @@ class Poller:
     def __init__(self, poller_id: str | None = None):
         self.id = poller_id or f"poller-{uuid.uuid4().hex[:12]}"
         self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.leases: dict[uuid.UUID, Lock] = {}
         settings = get_settings()
         self.lease_ms = int(settings.telegram_poll_lease_seconds * 1000)
         self.poll_timeout = settings.telegram_poll_timeout_seconds
@@ -90,42 +84,40 @@ class Poller:
         pollers = max(1, await client.zcard(POLLERS_KEY))
         polled = {b.id: b for b in await _polled_bots()}
         share = math.ceil(len(polled) / pollers)
-        renew = client.register_script(_RENEW_LUA)
         for bot_id in list(self.tasks):
             # A poll that ended (the bot was disabled) gives its lease back; a live one is renewed.
-            kept = (
-                bot_id in polled
-                and not self.tasks[bot_id].done()
-                and await renew(keys=[lease_key(bot_id)], args=[self.id, self.lease_ms])
-            )
+            kept = bot_id in polled and not self.tasks[bot_id].done() and await _renewed(self.leases[bot_id])
             if not kept:
-                await self._stop(bot_id, client)
+                await self._stop(bot_id)
         # More than our share (another process joined): hand the extra bots back.
         for bot_id in list(self.tasks)[share:]:
-            await self._stop(bot_id, client)
+            await self._stop(bot_id)
         candidates = [b for b in polled.values() if b.id not in self.tasks]
         random.shuffle(candidates)
         for bot in candidates:
             if len(self.tasks) >= share:
                 break
-            if await client.set(lease_key(bot.id), self.id, nx=True, px=self.lease_ms):
+            lease = client.lock(lease_key(bot.id), timeout=self.lease_ms / 1000, thread_local=False)
+            if await lease.acquire(blocking=False, token=self.id):
                 log.info("poller %s polls bot %s", self.id, bot.id)
+                self.leases[bot.id] = lease
                 self.tasks[bot.id] = asyncio.create_task(self._poll(bot))
 
-    async def _stop(self, bot_id: uuid.UUID, client: aioredis.Redis) -> None:
+    async def _stop(self, bot_id: uuid.UUID) -> None:
         # The in-flight getUpdates is cancelled before the lease goes, so two polls never overlap.
         task = self.tasks.pop(bot_id)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        await client.register_script(_RELEASE_LUA)(keys=[lease_key(bot_id)], args=[self.id])
+        # A lease that lapsed meanwhile may be another process's now: that one is not ours to release.
+        with contextlib.suppress(LockError):
+            await self.leases.pop(bot_id).release()
         log.info("poller %s released bot %s", self.id, bot_id)
 
     async def release_all(self) -> None:
-        client = async_redis()
         for bot_id in list(self.tasks):
-            await self._stop(bot_id, client)
-        await client.zrem(POLLERS_KEY, self.id)
+            await self._stop(bot_id)
+        await async_redis().zrem(POLLERS_KEY, self.id)
 
     async def _poll(self, bot: PolledBot) -> None:
         client = async_redis()
@@ -164,6 +156,14 @@ class Poller:
             except Exception:
                 log.exception("updates of bot %s could not be queued", bot.id)
                 await asyncio.sleep(1.0)
+
+
+async def _renewed(lease: Lock) -> bool:
+    """Extend a lease to its full lifetime again, if it is still ours."""
+    try:
+        return bool(await lease.reacquire())
+    except LockError:
+        return False
 
 
 async def _polled_bots() -> list[PolledBot]:

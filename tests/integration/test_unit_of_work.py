@@ -16,7 +16,7 @@ from core.redis import reset_clients
 from core.settings import get_settings
 from core.unit_of_work import DispatchFailed, unit_of_work
 from models import Assistant, Dialog, Message, TelegramBot, User
-from services import messages
+from services.conversations import messages
 from services.telegram import handling
 from tests.fixtures.processes import free_port
 

@@ -19,7 +19,7 @@ from core.security import (
 )
 from core.settings import get_settings
 from models import RefreshToken, User
-from services import audit, lockout, passwords
+from services.accounts import audit, lockout, passwords
 from services.billing import accounts as billing_accounts
 from services.errors import AccountLocked, Conflict, Unauthorized
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import revocation
 from models import AuditEvent, RefreshToken, Role, User
-from services import audit
+from services.accounts import audit
 from services.errors import NotFound
 from services.pagination import Page, newest_first, page_of
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.security import hash_password
 from models import Role, User
-from services import audit, auth, passwords
+from services.accounts import audit, auth, passwords
 
 ADMIN_CREATED = "admin_created"
 

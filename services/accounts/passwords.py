@@ -11,7 +11,7 @@ from services.errors import ValidationFailed
 
 @lru_cache
 def common_passwords() -> frozenset[str]:
-    text = resources.files("services.data").joinpath("common_passwords.txt").read_text("utf-8")
+    text = resources.files("services.accounts.data").joinpath("common_passwords.txt").read_text("utf-8")
     return frozenset(
         line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#")
     )

@@ -16,9 +16,9 @@ from core.queues import TASKS
 from core.redis import async_redis
 from core.settings import get_settings
 from models import TERMINAL_STATUSES, Dialog, Message, MessageRole, ReplyStatus, Role, User
-from services import chat_slots, dialogs
 from services.billing import holds
 from services.chat import cancellation
+from services.conversations import chat_slots, dialogs
 from services.errors import Conflict, NotFound, ServiceError
 from services.pagination import Page
 

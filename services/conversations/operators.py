@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import outbox
 from core.events import EventBus, dialog_topic
 from models import AssistantOperator, Dialog, Message, MessageRole, ReplyStatus, Role, TelegramChat, User
-from services import assistants, dialogs
+from services import assistants
+from services.conversations import dialogs
 from services.errors import Conflict, NotFound
 from services.pagination import Page, newest_first, page_of
 from services.telegram import handling

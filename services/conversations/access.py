@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.events import dialog_topic, user_topic
 from core.security import AccessClaims
 from models import Dialog, Role, User
-from services import dialogs
+from services.conversations import dialogs
 
 
 async def resolve_topic(session: AsyncSession, claims: AccessClaims, topic: str) -> str | None:

@@ -42,8 +42,8 @@ def _key(assistant_id: uuid.UUID) -> str:
 
 async def _try(assistant_id: uuid.UUID, reply_id: uuid.UUID, cap: int, lease: int) -> bool:
     now = time.time()
-    taken = await async_redis().eval(
-        _ACQUIRE_LUA, 1, _key(assistant_id), now, now + lease, cap, str(reply_id), lease
+    taken = await async_redis().register_script(_ACQUIRE_LUA)(
+        keys=[_key(assistant_id)], args=[now, now + lease, cap, str(reply_id), lease]
     )
     return bool(taken)
 

@@ -1,0 +1,1 @@
+"""Keeping the platform healthy: the queue canary, retention of old dialogs."""
