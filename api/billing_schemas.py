@@ -1,4 +1,4 @@
-"""Request and response bodies of the balance, payments and billing-admin endpoints (API.md)."""
+"""Request and response bodies of the balance, payments and billing-admin endpoints (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ MICROS_PER_CENT = 10_000
 class BalanceOut(BaseModel):
     balance_micros: int
     currency: str
-    # Beyond the contract: what open holds (replies in progress) reserve, and what is left to spend.
+    # What open holds (replies and uploads in progress) reserve, and what is left to spend.
     held_micros: int
     available_micros: int
 

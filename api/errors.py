@@ -1,4 +1,4 @@
-"""The error format of API.md: ``{"error": {"code", "message", "details"}}`` with the right status."""
+"""The error format of docs/api.md: ``{"error": {"code", "message", "details"}}`` with the right status."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Benchmarks that print tables (see DESIGN.md, "Benchmarks")."""
+"""Benchmarks that print tables (see the README's "Benchmarks" section)."""

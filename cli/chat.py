@@ -1,4 +1,4 @@
-"""A terminal conversation with an assistant through the public API (API.md): HTTP in, WebSocket out."""
+"""A terminal conversation with an assistant through the public API (docs/api.md): HTTP in, WebSocket out."""
 
 from __future__ import annotations
 

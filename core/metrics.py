@@ -1,4 +1,4 @@
-"""Prometheus metrics of every process kind, under the names of the design (units in the names).
+"""Prometheus metrics of every process kind, named as the README's Metrics table lists (units in the names).
 
 The API serves them at ``/metrics``; each worker process serves them on its own port
 (``CHATAI_METRICS_PORT`` + the queue's offset, or ``CHATAI_WORKER_METRICS_PORT``). Prefork workers run

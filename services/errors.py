@@ -1,4 +1,4 @@
-"""Domain errors. The API maps each to its HTTP status and error code (API.md)."""
+"""Domain errors. The API maps each to its HTTP status and error code (docs/api.md)."""
 
 from __future__ import annotations
 

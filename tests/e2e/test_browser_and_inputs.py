@@ -1,5 +1,5 @@
 """Browser sessions (token cookies, double-submit CSRF, CORS) and bad input (oversized, malformed, unknown
-fields) through the real API process, each with the status and code of API.md."""
+fields) through the real API process, each with the status and code of docs/api.md."""
 
 from __future__ import annotations
 
