@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
@@ -25,6 +25,7 @@ from core.settings import get_settings
 from models import Assistant, Chunk, Document, DocumentStatus
 from services.billing import indexing as indexing_charges
 from services.errors import InsufficientBalance, NotFound
+from services.knowledge import queries
 from services.knowledge.indexing import announce_status
 
 log = logging.getLogger("chatai.knowledge")
@@ -155,26 +156,12 @@ async def progress(session: AsyncSession, run_id: uuid.UUID) -> RunProgress:
     )
 
 
-_STALLED_RUNS = text(
-    """
-    SELECT DISTINCT w.reindex_run_id FROM documents w
-    WHERE w.reindex_run_id IS NOT NULL AND w.status = 'ready'
-      AND NOT EXISTS (
-          SELECT 1 FROM documents d
-          WHERE (d.index_run_id = w.reindex_run_id OR d.reindex_run_id = w.reindex_run_id)
-            AND (d.status IN ('queued', 'parsing', 'embedding') OR d.updated_at > :quiet_since)
-      )
-    LIMIT 100
-    """
-)
-
-
 async def resume_stalled_runs(session: AsyncSession, quiet_since: datetime) -> list[uuid.UUID]:
     """Runs with documents waiting, none indexing and no change since ``quiet_since``: chain again.
 
     A chain's next task may wait in a busy queue for a while, so the reaper passes the long silence it
     allows queued documents, not the heartbeat silence (resuming a live chain would double it)."""
-    runs = [run for (run,) in await session.execute(_STALLED_RUNS, {"quiet_since": quiet_since})]
+    runs = await queries.stalled_reindex_runs(session, quiet_since)
     for run in runs:
         outbox.enqueue(session, TASKS.reindex_next, str(run))
     return runs

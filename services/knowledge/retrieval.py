@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.settings import get_settings
 from models.knowledge import Chunk
+from services.knowledge import queries
 
 RRF_K = 60
 
@@ -32,46 +33,6 @@ class Hit:
     text: str
     score: float  # reciprocal-rank fusion, scaled so a chunk ranked first by both rankings scores 1.0
     similarity: float  # cosine similarity to the query
-
-
-_SEARCH_SQL = text(
-    """
-    WITH vec AS MATERIALIZED (
-        SELECT id, embedding <=> CAST(:q AS vector) AS distance
-        FROM chunks
-        WHERE assistant_id = :assistant_id AND owner_id = :owner_id
-        ORDER BY embedding <=> CAST(:q AS vector)
-        LIMIT :n
-    ),
-    vec_ranked AS (
-        SELECT id, row_number() OVER (ORDER BY distance) AS rank FROM vec
-    ),
-    query AS (
-        SELECT replace(plainto_tsquery('english', :query_text)::text, ' & ', ' | ')::tsquery AS q
-    ),
-    fts AS (
-        SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.tsv, query.q) DESC, c.id) AS rank
-        FROM chunks c, query
-        WHERE c.assistant_id = :assistant_id AND c.owner_id = :owner_id AND c.tsv @@ query.q
-        ORDER BY ts_rank_cd(c.tsv, query.q) DESC, c.id
-        LIMIT :n
-    ),
-    fused AS (
-        SELECT id, sum(1.0 / (:rrf_k + rank)) AS rrf
-        FROM (SELECT id, rank FROM vec_ranked UNION ALL SELECT id, rank FROM fts) AS ranks
-        GROUP BY id
-    )
-    SELECT c.id, c.document_id, d.filename, c.text,
-           f.rrf * (:rrf_k + 1) / 2.0 AS score,
-           1 - (c.embedding <=> CAST(:q AS vector)) AS similarity
-    FROM fused f
-    JOIN chunks c ON c.id = f.id
-    JOIN documents d ON d.id = c.document_id
-    WHERE 1 - (c.embedding <=> CAST(:q AS vector)) >= :min_score
-    ORDER BY f.rrf DESC, similarity DESC
-    LIMIT :k
-    """
-)
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -110,19 +71,10 @@ async def search(
 ) -> list[Hit]:
     settings = get_settings()
     await configure_scan(session)
-    rows = await session.execute(
-        _SEARCH_SQL,
-        {
-            "q": vector_literal(query_vector),
-            "query_text": query,
-            "owner_id": owner_id,
-            "assistant_id": assistant_id,
-            "n": max(settings.retrieval_candidates, top_k),
-            "k": top_k,
-            "rrf_k": RRF_K,
-            "min_score": min_score,
-        },
-    )
+    rows = await queries.search_chunks(
+        session, owner_id, assistant_id, query, vector_literal(query_vector),
+        candidates=max(settings.retrieval_candidates, top_k), top_k=top_k, rrf_k=RRF_K, min_score=min_score,
+    )  # fmt: skip
     return [Hit(r.id, r.document_id, r.filename, r.text, float(r.score), float(r.similarity)) for r in rows]
 
 

@@ -8,27 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-BATCH = 500
+from services.operations import queries
 
-_DELETE_BATCH = text(
-    """
-    DELETE FROM dialogs WHERE id IN (
-        SELECT d.id FROM dialogs d
-        WHERE d.created_at < :cutoff AND d.updated_at < :cutoff
-          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.dialog_id = d.id AND m.created_at >= :cutoff)
-          AND NOT EXISTS (SELECT 1 FROM telegram_chats tc WHERE tc.dialog_id = d.id)
-        LIMIT :batch
-        FOR UPDATE SKIP LOCKED
-    )
-    """
-)
+BATCH = 500
 
 
 async def delete_old_dialogs_batch(session: AsyncSession, days: int, now: datetime | None = None) -> int:
     """Delete up to one batch of dialogs idle for ``days``; the caller commits and repeats until 0."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    result = await session.execute(_DELETE_BATCH, {"cutoff": cutoff, "batch": BATCH})
-    return result.rowcount or 0
+    return await queries.delete_idle_dialogs(session, cutoff, BATCH)

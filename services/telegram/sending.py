@@ -43,7 +43,7 @@ from models import (
     TelegramChat,
     TelegramSend,
 )
-from services.telegram import bots, limits
+from services.telegram import bots, limits, queries
 from services.telegram.client import clients, redact, seconds
 from services.telegram.limits import SendLimiter
 from services.telegram.splitting import split_message
@@ -87,16 +87,13 @@ def lock_key(chat_row_id: object) -> str:
 async def chat_of_reply(reply_id: uuid.UUID) -> uuid.UUID | None:
     """The chat a reply is owed to (``None``: the reply is not a Telegram one)."""
     async with raw_connection() as conn:
-        row = await (await conn.execute(_CHAT_OF_REPLY_SQL, (reply_id,))).fetchone()
-    return row["chat_row_id"] if row else None
+        return await queries.chat_of_reply(conn, reply_id)
 
 
 async def stalled_chats(older_than: float, limit: int = 1000) -> list[uuid.UUID]:
     """Chats owed an answer that has been ready to send for longer than ``older_than`` seconds."""
-    params = {"older_than": older_than, "terminal": sorted(_TERMINAL), "limit": limit}
     async with raw_connection() as conn:
-        rows = await (await conn.execute(_STALLED_CHATS_SQL, params)).fetchall()
-    return [row["chat_row_id"] for row in rows]
+        return await queries.stalled_chats(conn, older_than, limit)
 
 
 def scheduled_key(chat_row_id: object) -> str:
@@ -149,38 +146,6 @@ async def _deliver_locked(chat_row_id: uuid.UUID) -> Outcome:
             await lock.release()
 
 
-# Plain psycopg, like the llm worker's reply path: every answer a bot sends runs most of these.
-_CHAT_OF_REPLY_SQL = "SELECT chat_row_id FROM telegram_sends WHERE reply_id = %s"
-# Chats owed an answer that has been ready (a fixed text, or a terminal reply) for a while.
-_STALLED_CHATS_SQL = """
-SELECT DISTINCT s.chat_row_id
-FROM telegram_sends s
-LEFT JOIN messages m ON m.id = s.reply_id
-WHERE s.state = 'pending' AND s.created_at < now() - make_interval(secs => %(older_than)s)
-  AND (s.reply_id IS NULL OR m.id IS NULL OR m.status::text = ANY(%(terminal)s))
-LIMIT %(limit)s
-"""
-# The chat's oldest pending send with everything needed to send its next part.
-_NEXT_SEND_SQL = """
-SELECT s.id, s.key, s.parts_sent, s.text, s.reply_id, s.stream_message_id,
-       c.chat_id, c.active AS chat_active, b.id AS bot_id, b.owner_id, b.status::text AS bot_status,
-       b.token_encrypted, m.id AS found_reply_id, m.status::text AS reply_status, m.content AS reply_content
-FROM telegram_sends s
-JOIN telegram_chats c ON c.id = s.chat_row_id
-JOIN telegram_bots b ON b.id = c.bot_id
-LEFT JOIN messages m ON m.id = s.reply_id
-WHERE s.chat_row_id = %s AND s.state = 'pending'
-ORDER BY s.seq
-LIMIT 1
-"""
-_MARK_SENT_SQL = "UPDATE telegram_sends SET state = 'sent', sent_at = now() WHERE id = %s"
-_RECORD_PART_SQL = """
-UPDATE telegram_sends
-SET parts_sent = %(parts_sent)s, message_ids = message_ids || jsonb_build_array(%(message_id)s::bigint),
-    state = CASE WHEN %(done)s THEN 'sent'::telegram_send_state ELSE state END,
-    sent_at = CASE WHEN %(done)s THEN now() ELSE sent_at END
-WHERE id = %(id)s AND parts_sent = %(part_index)s
-"""
 _TERMINAL = {str(status) for status in TERMINAL_STATUSES}
 
 
@@ -188,7 +153,7 @@ async def _next_part(chat_row_id: uuid.UUID) -> _Next | None:
     """The next part to send, or ``None`` when nothing is due (all sent, or the head reply is unfinished)."""
     while True:
         async with raw_connection() as conn:
-            row = await (await conn.execute(_NEXT_SEND_SQL, (chat_row_id,))).fetchone()
+            row = await queries.next_send(conn, chat_row_id)
         if row is None:
             return None
         if not row["chat_active"] or row["bot_status"] != BotStatus.active:
@@ -202,7 +167,7 @@ async def _next_part(chat_row_id: uuid.UUID) -> _Next | None:
         parts = split_message(text)
         if row["parts_sent"] >= len(parts):
             async with raw_connection() as conn:
-                await conn.execute(_MARK_SENT_SQL, (row["id"],))
+                await queries.mark_sent(conn, row["id"])
             await limits.replies_settled(async_redis(), row["bot_id"], [row["key"]])
             continue
         return _Next(
@@ -287,12 +252,8 @@ async def forget_stream_message(send_id: uuid.UUID) -> None:
 
 async def _record_part(nxt: _Next, message_id: int | None) -> None:
     done = nxt.part_index + 1 >= len(nxt.parts)
-    params = {
-        "id": nxt.send_id, "part_index": nxt.part_index, "parts_sent": nxt.part_index + 1,
-        "message_id": message_id, "done": done,
-    }  # fmt: skip
     async with raw_connection() as conn:
-        await conn.execute(_RECORD_PART_SQL, params)
+        await queries.record_part(conn, nxt.send_id, nxt.part_index, message_id, done)
     if done:
         await limits.replies_settled(async_redis(), nxt.bot_id, [nxt.key])
 
