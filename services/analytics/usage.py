@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Assistant, Role, UsageRollup, User
-from services.analytics.rollups import COLUMNS, COUNTS, STEP, Granularity, compute, period_floor
+from services.analytics.queries import COLUMNS, COUNTS
+from services.analytics.rollups import STEP, Granularity, compute, period_floor
 from services.errors import Forbidden, NotFound, ValidationFailed
 
 # Longest range one request may ask for, so a series stays one bounded index scan.

@@ -20,14 +20,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from services.analytics import rollups
+from services.analytics import queries, rollups
 from tests.fixtures.api import Account, signup
 from tests.fixtures.billing import make_admin, sql
 from tests.fixtures.processes import wait_for
 from tests.fixtures.stack import Stack, running_stack
 
 ZONES = [timezone(timedelta(hours=h, minutes=m)) for h, m in ((0, 0), (-5, 0), (5, 30), (13, 45), (-11, 0))]
-COUNT_COLUMNS = rollups.COUNTS
+COUNT_COLUMNS = queries.COUNTS
 PERCENTILES = ("latency_p50_ms", "latency_p95_ms")
 
 
@@ -100,13 +100,13 @@ def expected_rows(rows: list[Row], granularity: str) -> dict[tuple[str, datetime
 
 
 def stored_rows(database_url: str, granularity: str) -> dict[tuple[str, datetime], dict[str, Any]]:
-    columns = ", ".join(rollups.COLUMNS)
+    columns = ", ".join(queries.COLUMNS)
     found = sql(
         database_url,
         f"SELECT assistant_id::text, period_start, {columns} FROM usage_rollups WHERE granularity = %s",
         granularity,
     )
-    return {(r[0], r[1].astimezone(UTC)): dict(zip(rollups.COLUMNS, r[2:], strict=True)) for r in found}
+    return {(r[0], r[1].astimezone(UTC)): dict(zip(queries.COLUMNS, r[2:], strict=True)) for r in found}
 
 
 def assert_same(actual: dict[Any, dict[str, Any]], expected: dict[Any, dict[str, Any]]) -> None:
