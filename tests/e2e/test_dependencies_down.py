@@ -3,53 +3,19 @@ system recovers on its own when the dependency comes back."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-import redis
 
 from core.embedded_db import ensure_server, sqlalchemy_url, stop_server
 from tests.fixtures.api import new_dialog, poll_reply, signup
 from tests.fixtures.database import migrate
-from tests.fixtures.processes import ROOT, free_port, wait_for
+from tests.fixtures.processes import ROOT, wait_for
+from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._answers, 10, "redis-server to answer")
-
-    def _answers(self) -> bool:
-        try:
-            return bool(redis.Redis.from_url(self.url, socket_timeout=0.5).ping())
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 class PostgresServer:
