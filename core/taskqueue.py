@@ -16,6 +16,7 @@ from celery import Celery
 from celery.signals import before_task_publish
 from kombu import Queue
 
+from core.broker import REDIS_TRANSPORT
 from core.logging import request_id_var
 from core.outbox import PendingTask
 from core.queues import QUEUES, ROUTES, queue_for
@@ -29,6 +30,8 @@ def celery_app() -> Celery:
     settings = get_settings()
     app = Celery("chatai", broker=settings.broker_url)
     app.conf.update(
+        # kombu's Redis transport with the fix that keeps a worker alive through a Redis restart.
+        broker_transport=REDIS_TRANSPORT if settings.broker_url.startswith("redis://") else None,
         task_queues=[Queue(name) for name in QUEUES],
         task_routes={name: {"queue": queue} for name, queue in ROUTES.items()},
         task_default_queue="llm",
