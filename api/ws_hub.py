@@ -70,8 +70,9 @@ class _Sub:
 class Client:
     """One local socket: its subscriptions and its bounded send queue, drained by one writer task."""
 
-    def __init__(self, hub: Hub, conn: Connection, queue_size: int) -> None:
+    def __init__(self, hub: Hub, conn: Connection, queue_size: int, gauge: Gauge = WS_CONNECTIONS) -> None:
         self.conn = conn
+        self.gauge = gauge
         self.subs: dict[str, _Sub] = {}
         self.closed = False
         self._hub = hub
@@ -148,10 +149,11 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._closing, return_exceptions=True)
 
-    def attach(self, conn: Connection) -> Client:
-        client = Client(self, conn, self._queue_size)
+    def attach(self, conn: Connection, gauge: Gauge = WS_CONNECTIONS) -> Client:
+        """A local receiver of events: a WebSocket, or another consumer counted by its own ``gauge``."""
+        client = Client(self, conn, self._queue_size, gauge)
         self._clients.add(client)
-        WS_CONNECTIONS.inc()
+        gauge.inc()
         return client
 
     def detach(self, client: Client) -> None:
@@ -159,7 +161,7 @@ class Hub:
         if not client.closed:
             client.closed = True
             self._clients.discard(client)
-            WS_CONNECTIONS.dec()
+            client.gauge.dec()
             for topic in list(client.subs):
                 self.unsubscribe(client, topic)
             if client.writer is not asyncio.current_task():
