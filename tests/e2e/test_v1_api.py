@@ -4,9 +4,16 @@ the real stack (uvicorn, Redis, Postgres, an llm worker, the fake LLM), and the 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -342,3 +349,78 @@ async def test_api_keys_are_shown_once_listed_without_the_key_audited_and_tenant
     assert [a for (a,) in actions] == ["api_key_created", "api_key_revoked"]
     r = await http.delete(f"/api/api-keys/{owner.key_id}", headers=owner.account.headers)
     assert r.status_code == 404
+
+
+NODE_CLIENT = Path(__file__).resolve().parents[1] / "node"
+
+
+def npm_ci() -> None:
+    """Install the locked ``openai`` npm package for the Node client."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed: the Node SDK cannot be installed")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_CLIENT, check=True, timeout=300)
+
+
+async def test_the_official_node_sdk(http: httpx.AsyncClient, v1_stack: Stack) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the Node SDK test needs Node >= 18")
+    if not (NODE_CLIENT / "node_modules" / "openai").is_dir():
+        await asyncio.to_thread(npm_ci)
+    owner = await owner_with_key(http, "node")
+    other = await owner_with_key(http, "node-other")
+    env = {
+        **os.environ,
+        "CHATAI_BASE_URL": v1_stack.base_url,
+        "CHATAI_API_KEY": owner.key,
+        "CHATAI_MODEL": owner.assistant_id,
+        "CHATAI_OTHER_MODEL": other.assistant_id,
+    }
+    done = await asyncio.to_thread(
+        subprocess.run, [node, "v1_client.mjs"], cwd=NODE_CLIENT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["models"] == [owner.assistant_id]
+    assert seen["text"].startswith("Echo: hello from node") and seen["streamed"] == seen["text"]
+    assert seen["usage"]["completion_tokens"] == 10
+    assert seen["errors"] == {
+        "bad_key": "AuthenticationError", "unknown_model": "NotFoundError", "other_tenant": "NotFoundError"
+    }  # fmt: skip
+
+
+def readme_examples() -> dict[str, str]:
+    """The code blocks of the README's /v1 section, by language."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## API keys and the OpenAI-compatible API", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+    return dict(blocks)
+
+
+async def test_the_readme_examples_run_as_written(http: httpx.AsyncClient, v1_stack: Stack) -> None:
+    owner = await owner_with_key(http, "readme")
+    examples = readme_examples()
+    assert set(examples) == {"sh", "python", "js"}
+    env = {**os.environ, "CHATAI": v1_stack.base_url, "TOKEN": owner.account.access_token,
+           "ASSISTANT_ID": owner.assistant_id, "CHATAI_KEY": owner.key}  # fmt: skip
+
+    def run(argv: list[str], script: str, cwd: Path | None = None) -> str:
+        done = subprocess.run(
+            argv, input=script, env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = await asyncio.to_thread(run, ["bash", "-euo", "pipefail"], examples["sh"])
+    assert owner.assistant_id in out and "Echo: Hello!" in out and "data: [DONE]" in out
+    out = await asyncio.to_thread(run, [sys.executable, "-"], examples["python"])
+    assert out.startswith("Echo: What do you know") and "tokens]" in out
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the README's Node example is not run")
+    if not (NODE_CLIENT / "node_modules" / "openai").is_dir():
+        await asyncio.to_thread(npm_ci)
+    out = await asyncio.to_thread(run, [node, "--input-type=module"], examples["js"], NODE_CLIENT)
+    assert out.startswith("Echo: Hello!")
