@@ -51,18 +51,22 @@ class Config:
     quick: bool = False
     redis_url: str = "redis://127.0.0.1:6379/9"
     owners: int = 10
-    dialogs: int = 50  # concurrent clients of the WebSocket and /v1 closed loops
+    # Concurrent clients of the WebSocket and /v1 closed loops: few enough that the API is not the
+    # bottleneck, so the first chunk's latency is the path's own.
+    dialogs: int = 20
     token_delay_ms: float = 40.0
     warmup: float = 2.0
     window: float = 15.0
     streams: int = 1000  # concurrent /v1 streams held by the one API process
-    hold_token_delay_ms: float = 300.0  # a reply of 50 tokens then lasts ~15 s
-    hold_ramp: float = 8.0  # the streams open over this long
+    # The streams open over hold_ramp seconds (a rate one API process accepts on a small machine) and each
+    # reply lasts longer than that (50 tokens x 1.2 s = 59 s), so at the end of the ramp all are open.
+    hold_token_delay_ms: float = 1200.0
+    hold_ramp: float = 30.0
     llm_concurrency: int = 1100  # the llm worker generates every held stream at once
 
     @classmethod
     def quick_mode(cls) -> Config:
-        return cls(quick=True, window=6.0, streams=300, hold_token_delay_ms=150.0, hold_ramp=3.0,
+        return cls(quick=True, window=6.0, streams=300, hold_token_delay_ms=400.0, hold_ramp=10.0,
                    llm_concurrency=400)  # fmt: skip
 
 

@@ -65,16 +65,15 @@ async def start(
         title=" ".join(question.split())[:TITLE_CHARS], instructions="\n\n".join(instructions) or None,
         temperature=request.temperature, max_tokens=request.max_tokens,
     )  # fmt: skip
-    session.add(dialog)
-    await session.flush()
     history = [
         messages.written_message(dialog, MessageRole(role), text, request_id)
         for role, text in conversation[:-1]
         if text
     ]
     message, reply = messages.turn_rows(dialog, question, request_id)
-    # One flush: the rows are inserted in this order, which is the dialog's message order.
-    session.add_all([*history, message, reply])
+    # One flush: the dialog first (the unit of work orders tables by their foreign keys), then the
+    # messages in this order, which is the dialog's message order.
+    session.add_all([dialog, *history, message, reply])
     await session.flush()
     await messages.queue_reply(session, dialog, message, reply)
     outbox.on_dispatch_failure(session, _undo_dialog(dialog.id))
