@@ -168,6 +168,13 @@ async def test_async_sdk_streams_with_the_requests_history_and_system_messages(
         ("user", "completed"), ("assistant", "completed"), ("user", "completed"), ("assistant", "completed")
     ]  # fmt: skip
     assert rows[-1]["content"] == text
+    r = await http.get("/api/analytics/usage", params={"granularity": "day"}, headers=owner.account.headers)
+    (usage,) = r.json()["items"]
+    assert (usage["assistant_id"], usage["dialogs"], usage["completion_tokens"]) == (
+        owner.assistant_id,
+        2,
+        16,
+    )
 
 
 async def test_errors_raise_the_sdks_own_exceptions(
