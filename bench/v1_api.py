@@ -58,10 +58,10 @@ class Config:
     warmup: float = 2.0
     window: float = 15.0
     streams: int = 1000  # concurrent /v1 streams held by the one API process
-    # The streams open over hold_ramp seconds (a rate one API process accepts on a small machine) and each
-    # reply lasts longer than that (50 tokens x 1.2 s = 59 s), so at the end of the ramp all are open.
-    hold_token_delay_ms: float = 1200.0
-    hold_ramp: float = 30.0
+    # The streams open over hold_ramp seconds and each reply lasts longer than it takes one API process to
+    # accept them all on a small, busy machine (50 tokens x 4 s = 196 s), so all are open at once.
+    hold_token_delay_ms: float = 4000.0
+    hold_ramp: float = 60.0
     llm_concurrency: int = 1100  # the llm worker generates every held stream at once
 
     @classmethod
@@ -78,16 +78,19 @@ class V1Client:
     key: str
     model: str
 
-    async def stream(self, http: aiohttp.ClientSession, content: str) -> tuple[float, float, float, str]:
-        """(start, first content chunk, end, outcome) of one streamed completion."""
+    async def stream(
+        self, http: aiohttp.ClientSession, content: str
+    ) -> tuple[float, float, float, str, float]:
+        """(start, first content chunk, end, outcome, response headers) of one streamed completion."""
         body = {"model": self.model, "messages": [{"role": "user", "content": content}], "stream": True}
         headers = {"Authorization": f"Bearer {self.key}", **load.JSON}
-        t0, first, outcome = load.now(), math.nan, "no_done"
+        t0, first, outcome, accepted = load.now(), math.nan, "no_done", math.nan
         try:
             async with http.post(self.url, data=orjson.dumps(body), headers=headers) as r:
+                accepted = load.now()
                 if r.status != 200:
                     await r.read()
-                    return t0, first, load.now(), f"http_{r.status}"
+                    return t0, first, load.now(), f"http_{r.status}", accepted
                 async for line in r.content:
                     if math.isnan(first) and line.startswith(b"data: {") and b'"content"' in line:
                         chunk = orjson.loads(line[6:])
@@ -99,7 +102,7 @@ class V1Client:
                         outcome = "error_event"
         except (aiohttp.ClientError, TimeoutError) as exc:
             outcome = type(exc).__name__
-        return t0, first, load.now(), outcome
+        return t0, first, load.now(), outcome, accepted
 
 
 @dataclass
@@ -168,7 +171,7 @@ async def v1_phase(stack: BenchStack, cfg: Config, clients: list[V1Client]) -> W
             await asyncio.sleep(max(0.0, start + random.uniform(0, 1.0) - load.now()))
             n = 0
             while load.now() < w1:
-                t0, first, end, outcome = await client.stream(http, f"bench question {i}.{n}")
+                t0, first, end, outcome, _ = await client.stream(http, f"bench question {i}.{n}")
                 n += 1
                 if outcome != "done":
                     out.errors[outcome] += 1
@@ -196,10 +199,11 @@ async def hold_phase(stack: BenchStack, cfg: Config, clients: list[V1Client], re
     assert stack.stack is not None and stack.api is not None
     api = psutil.Process(stack.api.proc.pid)
     rss0 = api.memory_info().rss
-    results: list[tuple[float, float, float, str]] = []
+    results: list[tuple[float, float, float, str, float]] = []
     peak_open, peak_rss, samples = 0.0, rss0, []
     cpu0, client0, t0 = stack.cpu_snapshot(), own_cpu_seconds(), load.now()
-    async with load.http_session(limit=0, timeout=120) as http, load.http_session(limit=4) as probe:
+    timeout = cfg.hold_ramp + reply_seconds(cfg) * 4
+    async with load.http_session(limit=0, timeout=timeout) as http, load.http_session(limit=4) as probe:
 
         async def one(i: int) -> None:
             await asyncio.sleep(cfg.hold_ramp * i / cfg.streams)
@@ -218,9 +222,11 @@ async def hold_phase(stack: BenchStack, cfg: Config, clients: list[V1Client], re
     cpu1, client_cpu = stack.cpu_snapshot(), own_cpu_seconds() - client0
     outcomes = Counter(r[3] for r in results)
     firsts = [r[1] - r[0] for r in results if not math.isnan(r[1])]
+    accepts = [r[4] - r[0] for r in results if not math.isnan(r[4])]
+    after_accept = [r[1] - r[4] for r in results if not math.isnan(r[1] + r[4])]
     durations = [r[2] - r[0] for r in results if r[3] == "done"]
     api_cpu = cpu1["api"] - cpu0["api"]
-    reply_s = (TOKENS - 1) * cfg.hold_token_delay_ms / 1000
+    reply_s = reply_seconds(cfg)
     report.add(
         f"**One API process holding {cfg.streams} concurrent /v1 streams** "
         f"(opened over {cfg.hold_ramp:g} s; "
@@ -233,6 +239,12 @@ async def hold_phase(stack: BenchStack, cfg: Config, clients: list[V1Client], re
         target=f"outcomes {dict(outcomes)}",
     )  # fmt: skip
     report.add(
+        f"… of which: POST → response headers (accepted) / headers → first content chunk "
+        f"({cfg.streams} streams)",
+        p50=f"{ms(p50(accepts))} / {ms(p50(after_accept))}",
+        p99=f"{ms(p99(accepts))} / {ms(p99(after_accept))}",
+    )  # fmt: skip
+    report.add(
         f"API process while holding {cfg.streams} streams",
         value=f"CPU {api_cpu / elapsed * 100:.0f}% of a core over {elapsed:.0f} s "
         f"({api_cpu / max(1, outcomes.get('done', 0)) * 1000:.2f} ms per stream); "
@@ -241,6 +253,10 @@ async def hold_phase(stack: BenchStack, cfg: Config, clients: list[V1Client], re
         baseline=f"worker {(cpu1['worker'] - cpu0['worker']) / elapsed * 100:.0f}%, "
         f"bench client {client_cpu / elapsed * 100:.0f}% of a core",
     )
+
+
+def reply_seconds(cfg: Config) -> float:
+    return (TOKENS - 1) * cfg.hold_token_delay_ms / 1000
 
 
 def latency_rows(report: Report, cfg: Config, ttft: list[float], ws: Window, v1: Window) -> None:
