@@ -44,7 +44,6 @@ class CompletionRequest:
 class StartedCompletion:
     dialog_id: uuid.UUID
     reply_id: uuid.UUID
-    owner_id: uuid.UUID
 
 
 async def start(
@@ -77,7 +76,7 @@ async def start(
     await session.flush()
     await messages.queue_reply(session, dialog, message, reply)
     outbox.on_dispatch_failure(session, _undo_dialog(dialog.id))
-    return StartedCompletion(dialog.id, reply.id, holder.owner.id)
+    return StartedCompletion(dialog.id, reply.id)
 
 
 def _undo_dialog(dialog_id: uuid.UUID):  # type: ignore[no-untyped-def]
