@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from api.ws_hub import Hub
 from core.events import dialog_topic
 
 V1_STREAMS = Gauge("chatai_v1_streams", "Open /v1 completions waiting for their dialog's events")
+V1_EVENTS = Counter("chatai_v1_events_delivered_total", "Dialog events delivered to /v1 completions")
 
 
 class _Inbox:
@@ -37,7 +38,7 @@ async def events_of(
     """Every event of the dialog's topic from its start (the dialog is new, so nothing is missed
     whenever this subscribes), and of ``topics`` from their retained start; ends if the hub drops it."""
     inbox = _Inbox()
-    client = hub.attach(inbox, V1_STREAMS)
+    client = hub.attach(inbox, V1_STREAMS, V1_EVENTS)
     try:
         for topic in (dialog_topic(dialog_id), *topics):
             hub.subscribe(client, topic, topic, "0")

@@ -70,9 +70,10 @@ class _Sub:
 class Client:
     """One local socket: its subscriptions and its bounded send queue, drained by one writer task."""
 
-    def __init__(self, hub: Hub, conn: Connection, queue_size: int, gauge: Gauge = WS_CONNECTIONS) -> None:
+    def __init__(self, hub: Hub, conn: Connection, queue_size: int, gauge: Gauge, delivered: Counter) -> None:
         self.conn = conn
         self.gauge = gauge
+        self.delivered = delivered
         self.subs: dict[str, _Sub] = {}
         self.closed = False
         self._hub = hub
@@ -111,7 +112,7 @@ class Client:
                 self._hub.detach(self)  # the socket is gone; its router sees the disconnect too
                 return
             if event:
-                WS_EVENTS_DELIVERED.inc()
+                self.delivered.inc()
 
 
 class Hub:
@@ -149,9 +150,11 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._closing, return_exceptions=True)
 
-    def attach(self, conn: Connection, gauge: Gauge = WS_CONNECTIONS) -> Client:
-        """A local receiver of events: a WebSocket, or another consumer counted by its own ``gauge``."""
-        client = Client(self, conn, self._queue_size, gauge)
+    def attach(
+        self, conn: Connection, gauge: Gauge = WS_CONNECTIONS, delivered: Counter = WS_EVENTS_DELIVERED
+    ) -> Client:
+        """A local receiver of events: a WebSocket, or another consumer with metrics of its own."""
+        client = Client(self, conn, self._queue_size, gauge, delivered)
         self._clients.add(client)
         gauge.inc()
         return client
