@@ -13,6 +13,7 @@ from api.routers import (
     admin_ops,
     admin_users,
     analytics,
+    api_keys,
     assistants,
     auth,
     billing,
@@ -24,6 +25,7 @@ from api.routers import (
     metrics,
     operators,
     telegram,
+    v1,
     widget,
     ws,
 )
@@ -84,6 +86,8 @@ def create_app() -> FastAPI:
         admin_ops,
         widget,
         operators,
+        api_keys,
+        v1,
     )
     for module in routers:
         app.include_router(module.router)

@@ -33,10 +33,25 @@ _HTTP_CODES = {
 }
 
 
+# The OpenAI-compatible API answers errors in OpenAI's shape, so OpenAI's SDKs raise their own classes.
+OPENAI_PATH_PREFIX = "/v1/"
+_OPENAI_CODES = {400: "invalid_request_error", 401: "invalid_api_key", 422: "invalid_request_error"}
+_OPENAI_TYPES = {402: "insufficient_quota", 429: "rate_limit_error"}
+
+
+def openai_error(status: int, code: str, message: str) -> dict[str, Any]:
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"message": message, "type": kind, "code": _OPENAI_CODES.get(status, code)}
+
+
 def error_response(
-    status: int, code: str, message: str, details: Any = None, headers: Any = None
+    status: int, code: str, message: str, details: Any = None, headers: Any = None, path: str = ""
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details}}
+    """The error body for a request to ``path``: ours, or OpenAI's under ``/v1/``."""
+    if path.startswith(OPENAI_PATH_PREFIX):
+        body = {"error": openai_error(status, code, message)}
+    else:
+        body = {"error": {"code": code, "message": message, "details": details}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -49,28 +64,36 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details, path=request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details, path = _validation_details(exc), request.url.path
         if any(d["type"] == "json_invalid" for d in details):
             # Not JSON at all: a malformed request rather than a schema violation.
-            return error_response(400, "bad_request", "The request body is not valid JSON", details)
-        return error_response(422, "validation_error", "The request is not valid", details)
+            return error_response(
+                400, "bad_request", "The request body is not valid JSON", details, path=path
+            )
+        message = "The request is not valid"
+        if path.startswith(OPENAI_PATH_PREFIX) and details:  # OpenAI's shape has no details: say it here
+            first = details[0]
+            message = f"{message}: {'.'.join(str(part) for part in first['loc'][1:])}: {first['msg']}"
+        return error_response(422, "validation_error", message, details, path=path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        return error_response(exc.status_code, code, message, headers=headers, path=request.url.path)
 
     async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning(
             "dependency unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
         )
-        return error_response(503, "unavailable", "A dependency is unavailable; the request did nothing")
+        message = "A dependency is unavailable; the request did nothing"
+        return error_response(503, "unavailable", message, path=request.url.path)
 
     # PoolTimeout: every database connection is busy; the client may retry, like any 503.
     for exc_type in (
@@ -88,4 +111,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "Something went wrong on our side")
+        return error_response(
+            500, "internal_error", "Something went wrong on our side", path=request.url.path
+        )

@@ -154,6 +154,8 @@ class DialogOut(Out):
     assistant_id: uuid.UUID
     title: str | None
     status: str
+    # Where it was opened: app (console or /api), widget, telegram, or api (the /v1 API).
+    source: str
     created_at: datetime
     # Set on dialogs opened through the widget: the anonymous visitor, stable across their visits.
     widget_end_user_id: uuid.UUID | None = None

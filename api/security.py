@@ -41,7 +41,8 @@ class BodySizeLimitMiddleware:
         limit = body_limit(headers.get(b"content-type", b"").decode("latin-1").lower())
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            response = error_response(413, "too_large", _too_large(limit), {"max_bytes": limit})
+            details = {"max_bytes": limit}
+            response = error_response(413, "too_large", _too_large(limit), details, path=scope["path"])
             await response(scope, receive, send)
             return
         received = 0
@@ -78,7 +79,6 @@ def install_security(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RateLimited)
-    async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
-        return error_response(
-            exc.status, exc.code, exc.message, exc.details, headers={"Retry-After": str(exc.retry_after)}
-        )
+    async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers, request.url.path)

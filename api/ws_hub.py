@@ -70,8 +70,10 @@ class _Sub:
 class Client:
     """One local socket: its subscriptions and its bounded send queue, drained by one writer task."""
 
-    def __init__(self, hub: Hub, conn: Connection, queue_size: int) -> None:
+    def __init__(self, hub: Hub, conn: Connection, queue_size: int, gauge: Gauge, delivered: Counter) -> None:
         self.conn = conn
+        self.gauge = gauge
+        self.delivered = delivered
         self.subs: dict[str, _Sub] = {}
         self.closed = False
         self._hub = hub
@@ -110,7 +112,7 @@ class Client:
                 self._hub.detach(self)  # the socket is gone; its router sees the disconnect too
                 return
             if event:
-                WS_EVENTS_DELIVERED.inc()
+                self.delivered.inc()
 
 
 class Hub:
@@ -148,10 +150,13 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._closing, return_exceptions=True)
 
-    def attach(self, conn: Connection) -> Client:
-        client = Client(self, conn, self._queue_size)
+    def attach(
+        self, conn: Connection, gauge: Gauge = WS_CONNECTIONS, delivered: Counter = WS_EVENTS_DELIVERED
+    ) -> Client:
+        """A local receiver of events: a WebSocket, or another consumer with metrics of its own."""
+        client = Client(self, conn, self._queue_size, gauge, delivered)
         self._clients.add(client)
-        WS_CONNECTIONS.inc()
+        gauge.inc()
         return client
 
     def detach(self, client: Client) -> None:
@@ -159,7 +164,7 @@ class Hub:
         if not client.closed:
             client.closed = True
             self._clients.discard(client)
-            WS_CONNECTIONS.dec()
+            client.gauge.dec()
             for topic in list(client.subs):
                 self.unsubscribe(client, topic)
             if client.writer is not asyncio.current_task():

@@ -43,6 +43,7 @@ _SECRETS = [
     re.compile(r"()eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWTs
     re.compile(r"()\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{8,}"),  # Stripe keys
     re.compile(r"()\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI-style API keys
+    re.compile(r"()\bcak_[A-Za-z0-9_-]{16,}"),  # our own API keys (/v1)
     re.compile(r"()(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}"),  # Telegram bot tokens
 ]
 

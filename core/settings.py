@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     rate_limit_uploads_per_user: str = "60/hour"
     rate_limit_widget_sessions_per_ip: str = "30/minute"
     rate_limit_widget_sessions_per_assistant: str = "600/minute"
+    rate_limit_api_key: str = "60/minute"  # /v1 requests of one API key
     max_concurrent_generations_per_assistant: int = 50  # queued or generating replies
     generation_slot_lease_seconds: int = 900  # a slot whose reply never ended is freed after this
 

@@ -1,6 +1,7 @@
 """All ORM models; importing this package registers every table on ``Base.metadata``."""
 
 from models.analytics import UsageRollup
+from models.api_key import ApiKey
 from models.assistant import Assistant
 from models.audit import AuditEvent
 from models.base import Base
@@ -16,7 +17,15 @@ from models.billing import (
     TransactionKind,
     UsageRecord,
 )
-from models.dialog import TERMINAL_STATUSES, Dialog, DialogStatus, Message, MessageRole, ReplyStatus
+from models.dialog import (
+    TERMINAL_STATUSES,
+    Dialog,
+    DialogSource,
+    DialogStatus,
+    Message,
+    MessageRole,
+    ReplyStatus,
+)
 from models.knowledge import Chunk, Document, DocumentStatus
 from models.operator import AssistantOperator
 from models.telegram import BotStatus, SendState, TelegramBot, TelegramChat, TelegramSend
@@ -27,6 +36,7 @@ __all__ = [
     "DEFAULT_PRICE_MODEL",
     "HOLD_KINDS",
     "TERMINAL_STATUSES",
+    "ApiKey",
     "Assistant",
     "AssistantOperator",
     "AuditEvent",
@@ -37,6 +47,7 @@ __all__ = [
     "CheckoutSession",
     "Chunk",
     "Dialog",
+    "DialogSource",
     "DialogStatus",
     "Document",
     "DocumentStatus",

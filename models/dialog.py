@@ -22,6 +22,15 @@ class MessageRole(enum.StrEnum):
     assistant = "assistant"
 
 
+class DialogSource(enum.StrEnum):
+    """Where a dialog was opened: the console or the API of ``/api``, the widget, Telegram, or ``/v1``."""
+
+    app = "app"
+    widget = "widget"
+    telegram = "telegram"
+    api = "api"
+
+
 class ReplyStatus(enum.StrEnum):
     queued = "queued"
     generating = "generating"
@@ -47,6 +56,14 @@ class Dialog(IdMixin, TimestampMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # The anonymous visitor of a widget dialog (kept in their browser); None for other dialogs.
     widget_end_user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    source: Mapped[DialogSource] = mapped_column(
+        Enum(DialogSource, name="dialog_source"), default=DialogSource.app, server_default="app"
+    )
+    # A ``/v1`` request's own settings for its turn: its system messages (they follow the assistant's
+    # system prompt), and the temperature and reply length it asked for. None: the assistant's.
+    instructions: Mapped[str | None] = mapped_column(Text, default=None)
+    temperature: Mapped[float | None] = mapped_column(default=None)
+    max_tokens: Mapped[int | None] = mapped_column(default=None)
     # The person holding the dialog; while set, the assistant does not answer on its own.
     operator_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None

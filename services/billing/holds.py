@@ -94,7 +94,10 @@ async def hold_for_reply(session: AsyncSession, dialog: Dialog, reply_id: uuid.U
     """Place the hold for a reply about to be queued: its worst-case cost at the model's price."""
     assistant = await session.get_one(Assistant, dialog.assistant_id)
     price = await pricing.price_for(session, assistant.model)
-    amount = pricing.hold_micros(price, assistant.system_prompt, content, assistant.max_tokens)
+    # The prompt and reply length generation will use: the dialog's own settings apply (a /v1 turn).
+    system_prompt = "\n\n".join(part for part in (assistant.system_prompt, dialog.instructions) if part)
+    max_tokens = min(assistant.max_tokens, dialog.max_tokens or assistant.max_tokens)
+    amount = pricing.hold_micros(price, system_prompt, content, max_tokens)
     await place_hold(session, dialog.owner_id, amount, hold_key(reply_id), str(reply_id))
     return amount
 

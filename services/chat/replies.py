@@ -44,6 +44,8 @@ class ClaimedReply:
 
 # One round trip: lock the reply if this attempt may take it, mark it generating, and read everything
 # the prompt needs (assistant, the user's message, the history before it, whether there is knowledge).
+# A dialog's own instructions follow the assistant's system prompt; its temperature replaces the
+# assistant's, and its max_tokens may only lower the assistant's (the hold was placed for that).
 _CLAIM_SQL = """
     WITH target AS (
         SELECT id, started_at FROM messages
@@ -58,7 +60,9 @@ _CLAIM_SQL = """
     WHERE r.id = target.id AND d.id = r.dialog_id AND a.id = d.assistant_id AND u.id = r.reply_to_id
     RETURNING
         target.started_at IS NOT NULL AS resumed, r.dialog_id, r.owner_id, a.id AS assistant_id,
-        a.system_prompt, a.model, a.temperature, a.max_tokens, a.llm_provider,
+        concat_ws(E'\n\n', nullif(a.system_prompt, ''), d.instructions) AS system_prompt, a.model,
+        coalesce(d.temperature, a.temperature) AS temperature,
+        least(a.max_tokens, coalesce(d.max_tokens, a.max_tokens)) AS max_tokens, a.llm_provider,
         a.retrieval_top_k, a.retrieval_min_score, u.content AS user_content,
         EXISTS (SELECT 1 FROM chunks WHERE chunks.assistant_id = a.id) AS has_knowledge,
         (SELECT coalesce(json_agg(json_build_array(h.role, h.content) ORDER BY h.seq), '[]')

@@ -50,18 +50,7 @@ async def post_message(
         earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
         if earlier is not None:
             return _same_request_or_conflict(earlier, dialog_id, content)
-    now = datetime.now(UTC)
-    # Both rows with the same columns set, so one flush writes them in one INSERT (in this order: seq).
-    message = Message(
-        id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=MessageRole.user,
-        content=content, status=ReplyStatus.completed, reply_to_id=None,
-        idempotency_key=idempotency_key, request_id=request_id, completed_at=now,
-    )  # fmt: skip
-    reply = Message(
-        id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=MessageRole.assistant,
-        content="", status=ReplyStatus.queued, reply_to_id=message.id,
-        idempotency_key=None, request_id=request_id, completed_at=None,
-    )  # fmt: skip
+    message, reply = turn_rows(dialog, content, request_id, idempotency_key)
     held = dialog.operator_id is not None
     rows = [message] if held else [message, reply]
     if idempotency_key is None:
@@ -82,19 +71,54 @@ async def post_message(
     if held:
         _publish_created(session, message)
         return PostedMessage(message, None)
+    await queue_reply(session, dialog, message, reply)
+    return PostedMessage(message, reply)
+
+
+def turn_rows(
+    dialog: Dialog, content: str, request_id: str | None, idempotency_key: str | None = None
+) -> tuple[Message, Message]:
+    """A user message and its queued reply, not yet added to the session."""
+    # Both rows with the same columns set, so one flush writes them in one INSERT (in this order: seq).
+    message = written_message(dialog, MessageRole.user, content, request_id, idempotency_key)
+    reply = Message(
+        id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=MessageRole.assistant,
+        content="", status=ReplyStatus.queued, reply_to_id=message.id,
+        idempotency_key=None, request_id=request_id, completed_at=None,
+    )  # fmt: skip
+    return message, reply
+
+
+def written_message(
+    dialog: Dialog,
+    role: MessageRole,
+    content: str,
+    request_id: str | None,
+    idempotency_key: str | None = None,
+) -> Message:
+    """A finished message of ``role`` (the end user's, or an earlier answer given as history)."""
+    return Message(
+        id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=role,
+        content=content, status=ReplyStatus.completed, reply_to_id=None,
+        idempotency_key=idempotency_key, request_id=request_id, completed_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
+async def queue_reply(session: AsyncSession, dialog: Dialog, message: Message, reply: Message) -> None:
+    """Take a generation slot and the reply's hold for rows already flushed, and enqueue its generation
+    after commit (undone if the task cannot be sent)."""
     # 429 here when the assistant is at its cap of concurrent generations; nothing is written either.
     await chat_slots.acquire(session, dialog.assistant_id, reply.id)
     if get_settings().billing_enabled:
         # 402 insufficient_balance here rolls the whole request back: nothing written, nothing queued.
         # Last before the commit: the balance row stays locked for as short a time as possible.
         try:
-            await holds.hold_for_reply(session, dialog, reply.id, content)
+            await holds.hold_for_reply(session, dialog, reply.id, message.content)
         except ServiceError:
             await chat_slots.release(dialog.assistant_id, reply.id)
             raise
     outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
     outbox.on_dispatch_failure(session, _undo_post(message.id, reply.id))
-    return PostedMessage(message, reply)
 
 
 def _publish_created(session: AsyncSession, message: Message) -> None:

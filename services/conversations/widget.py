@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.security import AccessClaims, create_access_token
 from core.settings import get_settings
-from models import Assistant, Dialog, DialogStatus, User
+from models import Assistant, Dialog, DialogSource, DialogStatus, User
 from services.errors import Forbidden, NotFound, Unauthorized
 
 TOKEN_KIND = "widget"
@@ -107,7 +107,10 @@ async def open_session(
         end_user_id = uuid.uuid4()
     if dialog is None:
         dialog = Dialog(
-            owner_id=assistant.owner_id, assistant_id=assistant.id, widget_end_user_id=end_user_id
+            owner_id=assistant.owner_id,
+            assistant_id=assistant.id,
+            widget_end_user_id=end_user_id,
+            source=DialogSource.widget,
         )
         session.add(dialog)
         await session.flush()

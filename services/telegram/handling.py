@@ -17,7 +17,7 @@ from telegram import Chat, ChatMemberUpdated, Update
 
 from core import outbox
 from core.queues import TASKS
-from models import Assistant, BotStatus, Dialog, TelegramBot, TelegramChat, TelegramSend, User
+from models import Assistant, BotStatus, Dialog, DialogSource, TelegramBot, TelegramChat, TelegramSend, User
 from services.conversations import messages
 from services.errors import InsufficientBalance, RateLimited
 
@@ -142,7 +142,12 @@ async def _chat_for(
 
 async def _new_dialog(session: AsyncSession, bot: TelegramBot, chat: Chat) -> Dialog:
     name = chat.title or (f"@{chat.username}" if chat.username else chat.full_name) or str(chat.id)
-    dialog = Dialog(owner_id=bot.owner_id, assistant_id=bot.assistant_id, title=f"Telegram: {name}"[:300])
+    dialog = Dialog(
+        owner_id=bot.owner_id,
+        assistant_id=bot.assistant_id,
+        title=f"Telegram: {name}"[:300],
+        source=DialogSource.telegram,
+    )
     session.add(dialog)
     await session.flush()
     return dialog

@@ -44,6 +44,10 @@ NOT_TENANT_SCOPED: dict[tuple[str, str], str] = {
 
 # Role-gated routes: a plain user (B) is refused with 403 whatever the id.
 ADMIN_PREFIX = "/api/admin/"
+# The OpenAI-compatible API: authenticated by API keys, never by a user's token, and answering errors in
+# OpenAI's shape. Its tenant isolation (another tenant's assistant as the model is 404 model_not_found)
+# is tested in test_v1_api.py, as the model is named in the body, not in a path.
+OPENAI_PREFIX = "/v1/"
 
 
 @dataclass
@@ -86,6 +90,11 @@ async def tenant_a(http: httpx.AsyncClient) -> TenantA:
     )
     assert r.status_code == 202, r.text
     document_id = r.json()["id"]
+    r = await http.post(
+        "/api/api-keys", json={"name": SECRET, "assistant_id": assistant_id}, headers=a.headers
+    )
+    assert r.status_code == 201, r.text
+    api_key_id = r.json()["id"]
     r = await http.get("/api/balance/transactions", headers=a.headers)
     transaction_ids = [t["id"] for t in r.json()["items"]]
     assert transaction_ids, "the signup credit is A's first transaction"
@@ -99,6 +108,7 @@ async def tenant_a(http: httpx.AsyncClient) -> TenantA:
             "transaction_id": transaction_ids[:1],
             "user_id": [a.user_id],
             "model": ["*"],
+            "api_key_id": [api_key_id],
         },
     )
 
@@ -259,6 +269,7 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
     # The matrix really ran over the resource routes, including the destructive ones.
     assert len(checked) >= 15, checked
     assert {
+        ("DELETE", "/api/api-keys/{api_key_id}"),
         ("DELETE", "/api/assistants/{assistant_id}"),
         ("DELETE", "/api/documents/{document_id}"),
         ("POST", "/api/dialogs/{dialog_id}/messages"),
@@ -285,7 +296,7 @@ async def test_every_protected_route_is_401_without_credentials(http: httpx.Asyn
     spec = (await http.get("/api/openapi.json")).json()
     ids = {name: [str(uuid.uuid4())] for name in ("assistant_id", "dialog_id", "message_id",
                                                     "document_id", "transaction_id", "user_id",
-                                                    "bot_id")}  # fmt: skip
+                                                    "bot_id", "api_key_id")}  # fmt: skip
     ids["model"] = ["*"]
     unlisted_public = []
     uncovered: list[str] = []
@@ -299,7 +310,8 @@ async def test_every_protected_route_is_401_without_credentials(http: httpx.Asyn
         protected += 1
         r = await http.request(call.method, call.path, **call.kwargs)
         assert r.status_code == 401, (call.method, call.path, r.text)
-        assert r.json()["error"]["code"] == "unauthorized"
+        unauthorized = "invalid_api_key" if call.route.startswith(OPENAI_PREFIX) else "unauthorized"
+        assert r.json()["error"]["code"] == unauthorized
         r = await http.request(
             call.method, call.path, headers={"Authorization": "Bearer not-a-token"}, **call.kwargs
         )

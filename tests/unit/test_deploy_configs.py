@@ -131,6 +131,9 @@ def test_nginx_config_parses_and_routes_what_the_api_needs(tmp_path: Path) -> No
     locations = {" ".join(d["args"]): d["block"] for d in found if d["directive"] == "location"}
     assert any(d["args"] == ["Upgrade", "$http_upgrade"] for d in locations["= /api/ws"])
     assert any("/api/telegram/webhook/" in key for key in locations)
+    assert {"directive": "proxy_buffering", "args": ["off"]} in [
+        {"directive": d["directive"], "args": d["args"]} for d in locations["^~ /v1/"]
+    ], "/v1 streams server-sent events"
     assert any(d["directive"] == "ssl_certificate" for d in found)
     assert any(d["directive"] == "client_max_body_size" for d in found)
     assert any(d["directive"] == "listen" and "ssl" in d["args"] for d in found)

@@ -72,6 +72,7 @@ def test_log_lines_carry_no_secrets() -> None:
         log.warning("request headers %s", {"authorization": f"Bearer {token}", "x-request-id": "r-1"})
         log.warning("calling https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1/getMe")
         log.warning("provider key sk-proj-abcdefghijklmnopqrstuvwx, stripe sk_live_abcdefgh12345678")
+        log.warning("a client sent cak_Zx9-Qw8_Er7Ty6Ui5Op4As3Df2Gh1Jk0 as its key")
         log.warning('login body {"email": "a@example.com", "password": "hunter2hunter2"}')
         log.warning("refresh", extra={"refresh_token": "opaque-refresh-token-value"})
     finally:
@@ -79,9 +80,14 @@ def test_log_lines_carry_no_secrets() -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     text = stream.getvalue()
     secrets = (token, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1", "abcdefghijklmnopqrstuvwx", "sk_live_abcdefgh")
-    for secret in (*secrets, "hunter2hunter2", "opaque-refresh-token-value"):
+    for secret in (
+        *secrets,
+        "hunter2hunter2",
+        "opaque-refresh-token-value",
+        "Zx9-Qw8_Er7Ty6Ui5Op4As3Df2Gh1Jk0",
+    ):
         assert secret not in text, secret
-    assert "r-1" in lines[0]["message"] and "a@example.com" in lines[3]["message"]
+    assert "r-1" in lines[0]["message"] and "a@example.com" in lines[4]["message"]
 
 
 def test_redaction_keeps_ordinary_text() -> None:

@@ -218,6 +218,8 @@ async def test_control_changes_settings_and_stats_count_outcomes(
     await post(http, llm, body("x [[fault:500]]"))
 
     stats = await (await http.get(f"{llm.base_url.removesuffix('/v1')}/_stats")).json()
+    recent = stats.pop("recent_requests")
+    assert [r["messages"][-1]["content"] for r in recent] == ["a b c d", "x [[fault:500]]"]
     assert stats == {
         "requests": 2,
         "by_outcome": {"ok": 1, "fault_500": 1},
