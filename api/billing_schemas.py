@@ -46,14 +46,21 @@ class PricesOut(BaseModel):
     items: list[PriceOut]
 
 
+# The largest single movement an admin may book: far inside the ledger's 64-bit sums, so no run of
+# bookings can overflow them.
+MAX_ADMIN_AMOUNT_MICROS = 10**13
+
+
 class TopupIn(Strict):
-    amount_micros: int = Field(le=10**13)
+    # Negative debits the account (an adjustment).
+    amount_micros: int = Field(ge=-MAX_ADMIN_AMOUNT_MICROS, le=MAX_ADMIN_AMOUNT_MICROS)
     reason: str = Field(min_length=1, max_length=500)
     idempotency_key: str = Field(min_length=1, max_length=200)
 
 
 class RefundIn(Strict):
-    amount_micros: int | None = Field(default=None, ge=1, le=10**13)  # None: what is left of the charge
+    # None: what is left of the charge.
+    amount_micros: int | None = Field(default=None, ge=1, le=MAX_ADMIN_AMOUNT_MICROS)
     reason: str = Field(min_length=1, max_length=500)
     idempotency_key: str = Field(min_length=1, max_length=200)
 
