@@ -210,6 +210,10 @@ class MessageOut(BaseModel):
     completed_at: datetime | None
     # The operator who wrote an assistant message by hand; None for generated replies.
     author_id: uuid.UUID | None = None
+    # A generated reply's settings, fixed when its message was accepted (None on other messages).
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
 
     @classmethod
     def of(cls, message: Any) -> MessageOut:
@@ -226,6 +230,9 @@ class MessageOut(BaseModel):
             created_at=message.created_at,
             completed_at=message.completed_at,
             author_id=message.author_id,
+            model=message.model,
+            max_tokens=message.max_tokens,
+            temperature=message.temperature,
         )
 
 

@@ -1,7 +1,7 @@
 """All ORM models; importing this package registers every table on ``Base.metadata``."""
 
 from models.analytics import UsageRollup
-from models.assistant import Assistant
+from models.assistant import Assistant, AssistantPrompt
 from models.audit import AuditEvent
 from models.base import Base
 from models.billing import (
@@ -29,6 +29,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Assistant",
     "AssistantOperator",
+    "AssistantPrompt",
     "AuditEvent",
     "Balance",
     "BalanceMismatch",

@@ -44,8 +44,8 @@ async def post_message(
     dialog's topic for the operator to see. The same ``idempotency_key`` within the window returns the
     first request's rows and enqueues nothing.
     """
-    # The assistant comes along for the hold's price (a query fewer on the hottest endpoint).
-    dialog, _ = await dialogs.get_writable_with_assistant(session, user, dialog_id)
+    # The assistant comes along for the reply's generation settings (a query fewer on the hottest endpoint).
+    dialog, assistant = await dialogs.get_writable_with_assistant(session, user, dialog_id)
     if idempotency_key:
         earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
         if earlier is not None:
@@ -56,11 +56,16 @@ async def post_message(
         id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=MessageRole.user,
         content=content, status=ReplyStatus.completed, reply_to_id=None,
         idempotency_key=idempotency_key, request_id=request_id, completed_at=now,
+        model=None, max_tokens=None, temperature=None, system_prompt_id=None,
     )  # fmt: skip
+    # The reply's generation settings are fixed now: the hold is priced from them and the worker uses
+    # them, so changing the assistant later cannot make this reply cost more than was held.
     reply = Message(
         id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=MessageRole.assistant,
         content="", status=ReplyStatus.queued, reply_to_id=message.id,
         idempotency_key=None, request_id=request_id, completed_at=None,
+        model=assistant.model, max_tokens=assistant.max_tokens, temperature=assistant.temperature,
+        system_prompt_id=assistant.prompt_version_id,
     )  # fmt: skip
     held = dialog.operator_id is not None
     rows = [message] if held else [message, reply]
@@ -88,7 +93,7 @@ async def post_message(
         # 402 insufficient_balance here rolls the whole request back: nothing written, nothing queued.
         # Last before the commit: the balance row stays locked for as short a time as possible.
         try:
-            await holds.hold_for_reply(session, dialog, reply.id, content)
+            await holds.hold_for_reply(session, dialog.owner_id, reply, assistant.system_prompt, content)
         except ServiceError:
             await chat_slots.release(dialog.assistant_id, reply.id)
             raise

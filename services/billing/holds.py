@@ -19,9 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.settings import get_settings
 from models import (
     TERMINAL_STATUSES,
-    Assistant,
     Balance,
-    Dialog,
     Message,
     ReplyStatus,
     Transaction,
@@ -90,12 +88,15 @@ async def place_hold(
     ledger.announce(session, owner_id, balance_after, held_after)
 
 
-async def hold_for_reply(session: AsyncSession, dialog: Dialog, reply_id: uuid.UUID, content: str) -> int:
-    """Place the hold for a reply about to be queued: its worst-case cost at the model's price."""
-    assistant = await session.get_one(Assistant, dialog.assistant_id)
-    price = await pricing.price_for(session, assistant.model)
-    amount = pricing.hold_micros(price, assistant.system_prompt, content, assistant.max_tokens)
-    await place_hold(session, dialog.owner_id, amount, hold_key(reply_id), str(reply_id))
+async def hold_for_reply(
+    session: AsyncSession, owner_id: uuid.UUID, reply: Message, system_prompt: str, content: str
+) -> int:
+    """Place the hold for a reply about to be queued: its worst-case cost with the generation settings
+    recorded on it (``system_prompt`` is the text of its recorded prompt version)."""
+    assert reply.model is not None and reply.max_tokens is not None
+    price = await pricing.price_for(session, reply.model)
+    amount = pricing.hold_micros(price, system_prompt, content, reply.max_tokens)
+    await place_hold(session, owner_id, amount, hold_key(reply.id), str(reply.id))
     return amount
 
 

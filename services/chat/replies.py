@@ -43,7 +43,9 @@ class ClaimedReply:
 
 
 # One round trip: lock the reply if this attempt may take it, mark it generating, and read everything
-# the prompt needs (assistant, the user's message, the history before it, whether there is knowledge).
+# the prompt needs (the generation settings recorded on the reply when it was accepted, the assistant's
+# retrieval settings, the user's message, the history before it, whether there is knowledge). Replies
+# accepted before settings were recorded take the assistant's.
 _CLAIM_SQL = """
     WITH target AS (
         SELECT id, started_at FROM messages
@@ -53,12 +55,15 @@ _CLAIM_SQL = """
     )
     UPDATE messages AS r
     SET status = 'generating', heartbeat_at = %(now)s, started_at = coalesce(target.started_at, %(now)s),
-        model = a.model
+        model = coalesce(r.model, a.model)
     FROM target, dialogs AS d, assistants AS a, messages AS u
     WHERE r.id = target.id AND d.id = r.dialog_id AND a.id = d.assistant_id AND u.id = r.reply_to_id
     RETURNING
         target.started_at IS NOT NULL AS resumed, r.dialog_id, r.owner_id, a.id AS assistant_id,
-        a.system_prompt, a.model, a.temperature, a.max_tokens, a.llm_provider,
+        coalesce((SELECT p.system_prompt FROM assistant_prompts AS p WHERE p.id = r.system_prompt_id),
+                 a.system_prompt) AS system_prompt,
+        r.model, coalesce(r.temperature, a.temperature) AS temperature,
+        coalesce(r.max_tokens, a.max_tokens) AS max_tokens, a.llm_provider,
         a.retrieval_top_k, a.retrieval_min_score, u.content AS user_content,
         EXISTS (SELECT 1 FROM chunks WHERE chunks.assistant_id = a.id) AS has_knowledge,
         (SELECT coalesce(json_agg(json_build_array(h.role, h.content) ORDER BY h.seq), '[]')

@@ -8,17 +8,22 @@ stop, the fake LLM (chat and embeddings), the embedded Postgres and Redis.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fixtures.api import Account, new_dialog, signup
-from tests.fixtures.billing import balance_row, ledger_sums, make_admin, sql
+from tests.fixtures.api import Account, new_dialog, poll_reply, post_message, signup
+from tests.fixtures.billing import balance_row, entries_for, ledger_sums, make_admin, sql
+from tests.fixtures.processes import Child, wait_for
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 SIGNUP_CREDIT = 5_000_000
+# 500 micros a token either way: a reply of 1,000 tokens worst case holds 500,000.
+PRICEY = {"input_micros_per_mtok": 500_000_000, "output_micros_per_mtok": 500_000_000}
+FREE = {"input_micros_per_mtok": 0, "output_micros_per_mtok": 0}
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +36,23 @@ def integrity_stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) 
     }
     with running_stack(env, log_dir, workers=("billing",)) as system:
         yield system
+
+
+@pytest.fixture(scope="module")
+def llm_workers() -> dict[str, Child]:
+    """The llm worker currently running, if any: tests that need replies queued start it themselves."""
+    return {}
+
+
+def start_llm(stack: Stack, workers: dict[str, Child]) -> None:
+    if "llm" not in workers:
+        workers["llm"] = stack.start_worker("llm")
+
+
+def stop_llm(workers: dict[str, Child]) -> None:
+    worker = workers.pop("llm", None)
+    if worker is not None:
+        worker.stop()
 
 
 @pytest.fixture
@@ -51,6 +73,20 @@ def assert_ledger_exact(database_url: str, user_id: str) -> tuple[int, int]:
     assert (balance, held) == ledger_sums(database_url, user_id)
     assert 0 <= held <= balance
     return balance, held
+
+
+async def wait_settled(database_url: str, reference: str, timeout: float = 30) -> list[tuple[str, int]]:
+    """The ledger entries about a reply or document once its hold is released."""
+
+    def settled() -> list[tuple[str, int]] | None:
+        entries = entries_for(database_url, reference)
+        return entries if any(kind == "release" for kind, _ in entries) else None
+
+    return await asyncio.to_thread(wait_for, settled, timeout, f"{reference} to settle")  # type: ignore[return-value]
+
+
+def charged(entries: list[tuple[str, int]]) -> int:
+    return sum(-amount for kind, amount in entries if kind == "charge")
 
 
 def assert_validation_error(response: httpx.Response, field: str) -> None:
@@ -111,3 +147,53 @@ async def test_null_on_a_field_that_needs_a_value_is_refused_by_every_patch(
         assert_validation_error(await http.patch(user_path, json={field: None}, headers=boss.headers), field)
     rows = sql(database_url, "SELECT role::text, is_active FROM users WHERE id = %s", owner.user_id)
     assert rows == [("user", True)]
+
+
+# Generation settings are fixed when the message is accepted.
+
+
+async def test_switching_the_model_after_posting_does_not_change_the_reply_or_its_price(
+    http: httpx.AsyncClient, integrity_stack: Stack, fake_llm: FakeLLM, database_url: str,
+    llm_workers: dict[str, Child],
+) -> None:  # fmt: skip
+    stop_llm(llm_workers)  # the reply waits in the queue while the owner changes the assistant
+    boss = await admin(http, database_url)
+    for model, price in (("free-chat", FREE), ("pricey-chat", PRICEY)):
+        r = await http.put(f"/api/admin/prices/{model}", json=price, headers=boss.headers)
+        assert r.status_code == 200, r.text
+    owner = await signup(http, "swapper")
+    settings = {"model": "free-chat", "max_tokens": 8, "temperature": 0.2, "system_prompt": "Be brief."}
+    assistant_id, dialog_id = await new_dialog(http, owner, **settings)
+    marker = "swap-marker-1"
+    reply_id = (await post_message(http, owner, dialog_id, f"{marker} [[tokens:5]]"))["reply"]["id"]
+    assert entries_for(database_url, reply_id) == [("hold", 0)]  # the free model holds nothing
+    swapped = {
+        "model": "pricey-chat", "max_tokens": 4000, "temperature": 1.5,
+        "system_prompt": "Write at length. " * 200,
+    }  # fmt: skip
+    r = await http.patch(f"/api/assistants/{assistant_id}", json=swapped, headers=owner.headers)
+    assert r.status_code == 200, r.text
+
+    start_llm(integrity_stack, llm_workers)
+    reply = await poll_reply(http, owner, reply_id)
+    assert reply["status"] == "completed", reply
+    sent = [body for body in fake_llm.chat_requests() if marker in str(body["messages"])]
+    assert len(sent) == 1
+    assert (sent[0]["model"], sent[0]["max_tokens"], sent[0]["temperature"]) == ("free-chat", 8, 0.2)
+    assert sent[0]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert (reply["model"], reply["max_tokens"], reply["temperature"]) == ("free-chat", 8, 0.2)
+    entries = await wait_settled(database_url, reply_id)
+    assert charged(entries) == 0
+    rows = sql(database_url, "SELECT model FROM usage_records WHERE subject_id = %s", reply_id)
+    assert rows == [("free-chat",)]
+
+    # The next message is accepted with the new settings, and held and generated at their price.
+    marker = "swap-marker-2"
+    reply_id = (await post_message(http, owner, dialog_id, f"{marker} [[tokens:5]]"))["reply"]["id"]
+    (kind, held), *_ = entries_for(database_url, reply_id)
+    assert kind == "hold" and held >= 4000 * 500
+    assert (await poll_reply(http, owner, reply_id))["status"] == "completed"
+    sent = [body for body in fake_llm.chat_requests() if marker in str(body["messages"])]
+    assert (sent[0]["model"], sent[0]["max_tokens"]) == ("pricey-chat", 4000)
+    assert 0 < charged(await wait_settled(database_url, reply_id)) <= held
+    assert_ledger_exact(database_url, owner.user_id)
