@@ -21,7 +21,6 @@ from models import (
     TERMINAL_STATUSES,
     Balance,
     Message,
-    ReplyStatus,
     Transaction,
     TransactionKind,
     UsageRecord,
@@ -108,12 +107,15 @@ class Settlement:
 
 
 def _billable_tokens(reply: Message | None) -> tuple[int, int]:
-    """A completed reply pays its usage; a failed or cancelled one only the text it generated."""
+    """A reply pays the usage its worker recorded: a completed one all of it; a failed or cancelled one its
+    prompt once the provider began answering, and the text generated until it ended (a reply refused or
+    unreachable from the start has none recorded, and pays nothing)."""
     if reply is None:
         return 0, 0
-    if reply.status == ReplyStatus.completed:
-        return reply.prompt_tokens or 0, reply.completion_tokens or estimate_tokens(reply.content)
-    return 0, estimate_tokens(reply.content)
+    completion = reply.completion_tokens
+    if completion is None:
+        completion = estimate_tokens(reply.content)
+    return reply.prompt_tokens or 0, completion
 
 
 async def settle_reply(session: AsyncSession, reply_id: uuid.UUID) -> Settlement:

@@ -15,12 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.api import Account, new_dialog, poll_reply, post_message, signup
+from tests.fixtures.api import Account, WsClient, new_dialog, poll_reply, post_message, signup
 from tests.fixtures.billing import balance_row, entries_for, ledger_sums, make_admin, sql
 from tests.fixtures.processes import Child, wait_for
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 SIGNUP_CREDIT = 5_000_000
+CONTEXT_TOKENS = 2000
 # 500 micros a token either way: a reply of 1,000 tokens worst case holds 500,000.
 PRICEY = {"input_micros_per_mtok": 500_000_000, "output_micros_per_mtok": 500_000_000}
 FREE = {"input_micros_per_mtok": 0, "output_micros_per_mtok": 0}
@@ -32,6 +33,7 @@ def integrity_stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) 
         **stack_env,
         **fake_llm.env,
         "CHATAI_SIGNUP_CREDIT_MICROS": str(SIGNUP_CREDIT),
+        "CHATAI_LLM_CONTEXT_TOKENS": str(CONTEXT_TOKENS),
         "CHATAI_BILLING_HOLD_SWEEP_SECONDS": "600",
     }
     with running_stack(env, log_dir, workers=("billing",)) as system:
@@ -168,7 +170,7 @@ async def test_switching_the_model_after_posting_does_not_change_the_reply_or_it
     reply_id = (await post_message(http, owner, dialog_id, f"{marker} [[tokens:5]]"))["reply"]["id"]
     assert entries_for(database_url, reply_id) == [("hold", 0)]  # the free model holds nothing
     swapped = {
-        "model": "pricey-chat", "max_tokens": 4000, "temperature": 1.5,
+        "model": "pricey-chat", "max_tokens": 1500, "temperature": 1.5,
         "system_prompt": "Write at length. " * 200,
     }  # fmt: skip
     r = await http.patch(f"/api/assistants/{assistant_id}", json=swapped, headers=owner.headers)
@@ -191,9 +193,73 @@ async def test_switching_the_model_after_posting_does_not_change_the_reply_or_it
     marker = "swap-marker-2"
     reply_id = (await post_message(http, owner, dialog_id, f"{marker} [[tokens:5]]"))["reply"]["id"]
     (kind, held), *_ = entries_for(database_url, reply_id)
-    assert kind == "hold" and held >= 4000 * 500
+    assert kind == "hold" and held >= 1500 * 500
     assert (await poll_reply(http, owner, reply_id))["status"] == "completed"
     sent = [body for body in fake_llm.chat_requests() if marker in str(body["messages"])]
-    assert (sent[0]["model"], sent[0]["max_tokens"]) == ("pricey-chat", 4000)
+    assert (sent[0]["model"], sent[0]["max_tokens"]) == ("pricey-chat", 1500)
     assert 0 < charged(await wait_settled(database_url, reply_id)) <= held
+    assert_ledger_exact(database_url, owner.user_id)
+
+
+# Replies that end early pay for the prompt the model read.
+
+# 1,000 micros a prompt token and 1 an output token: what a reply pays shows which tokens it paid for.
+PROMPT_PRICED = {"input_micros_per_mtok": 1_000_000_000, "output_micros_per_mtok": 1_000_000}
+LONG_PROMPT = " ".join(f"word{i}" for i in range(400))
+
+
+async def prompt_priced_dialog(http: httpx.AsyncClient, database_url: str, name: str) -> tuple[Account, str]:
+    boss = await admin(http, database_url)
+    r = await http.put("/api/admin/prices/prompt-priced", json=PROMPT_PRICED, headers=boss.headers)
+    assert r.status_code == 200, r.text
+    owner = await signup(http, name)
+    _, dialog_id = await new_dialog(http, owner, model="prompt-priced", max_tokens=200)
+    return owner, dialog_id
+
+
+def assert_paid_for(reply: dict[str, Any], entries: list[tuple[str, int]], prompt_at_least: int) -> None:
+    """The charge is the reply's recorded usage at PROMPT_PRICED, and includes the whole prompt."""
+    prompt, completion = reply["usage"]["prompt_tokens"], reply["usage"]["completion_tokens"]
+    assert prompt >= prompt_at_least, reply["usage"]
+    assert charged(entries) == prompt * 1_000 + completion == reply["cost_micros"]
+
+
+async def test_a_reply_cancelled_after_its_first_delta_pays_for_its_prompt(
+    http: httpx.AsyncClient, integrity_stack: Stack, database_url: str, llm_workers: dict[str, Child]
+) -> None:
+    start_llm(integrity_stack, llm_workers)
+    owner, dialog_id = await prompt_priced_dialog(http, database_url, "canceller")
+    async with WsClient(integrity_stack.ws_url, owner.access_token) as ws:
+        await ws.subscribe(f"dialog:{dialog_id}")
+        posted = await post_message(http, owner, dialog_id, f"{LONG_PROMPT} [[tokens:200]] [[delay_ms:30]]")
+        reply_id = posted["reply"]["id"]
+        await ws.until("reply.delta", reply_id)
+        r = await http.post(f"/api/messages/{reply_id}/cancel", headers=owner.headers)
+        assert r.status_code == 202, r.text
+        await ws.until("reply.cancelled", reply_id)
+    entries = await wait_settled(database_url, reply_id)
+    reply = await poll_reply(http, owner, reply_id)
+    assert reply["status"] == "cancelled" and 0 < reply["usage"]["completion_tokens"] < 200
+    assert_paid_for(reply, entries, prompt_at_least=400)
+    assert_ledger_exact(database_url, owner.user_id)
+
+
+async def test_a_failed_reply_pays_for_its_prompt_once_the_model_began_answering(
+    http: httpx.AsyncClient, integrity_stack: Stack, database_url: str, llm_workers: dict[str, Child]
+) -> None:
+    start_llm(integrity_stack, llm_workers)
+    owner, dialog_id = await prompt_priced_dialog(http, database_url, "failing")
+    # The stream breaks after a few deltas, on every attempt.
+    reply_id = (await post_message(http, owner, dialog_id, f"{LONG_PROMPT} [[fault:stream_error]]"))["reply"][
+        "id"
+    ]
+    assert (await poll_reply(http, owner, reply_id))["status"] == "failed"
+    entries = await wait_settled(database_url, reply_id)
+    assert_paid_for(await poll_reply(http, owner, reply_id), entries, prompt_at_least=400)
+    # Refused before it answered anything (a 5xx on every attempt): free.
+    reply_id = (await post_message(http, owner, dialog_id, f"{LONG_PROMPT} [[fault:500]]"))["reply"]["id"]
+    reply = await poll_reply(http, owner, reply_id)
+    assert reply["status"] == "failed", reply
+    assert [kind for kind, _ in await wait_settled(database_url, reply_id)] == ["hold", "release"]
+    assert reply["usage"] == {"prompt_tokens": None, "completion_tokens": None}
     assert_ledger_exact(database_url, owner.user_id)
