@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,10 +34,14 @@ class TransactionOut(Out):
 class PriceIn(Strict):
     input_micros_per_mtok: int = Field(ge=0, le=10**12)
     output_micros_per_mtok: int = Field(ge=0, le=10**12)
+    # A new model is a chat model (assistants may use it) unless this says "embedding"; an existing one
+    # keeps its kind unless this is given.
+    kind: Literal["chat", "embedding"] | None = None
 
 
 class PriceOut(Out):
     model: str
+    kind: str
     input_micros_per_mtok: int
     output_micros_per_mtok: int
     currency: str
@@ -44,6 +49,19 @@ class PriceOut(Out):
 
 class PricesOut(BaseModel):
     items: list[PriceOut]
+
+
+class ChatModelOut(Out):
+    """A model an assistant may use, with what it costs."""
+
+    model: str
+    input_micros_per_mtok: int
+    output_micros_per_mtok: int
+    currency: str
+
+
+class ChatModelsOut(BaseModel):
+    items: list[ChatModelOut]
 
 
 # The largest single movement an admin may book: far inside the ledger's 64-bit sums, so no run of

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.settings import get_settings
 from models import Assistant, AssistantPrompt, User
+from services.billing import pricing
 from services.errors import NotFound
 from services.pagination import Page, newest_first, page_of
 
@@ -18,6 +19,7 @@ async def create(session: AsyncSession, owner: User, fields: dict[str, Any]) -> 
     settings = get_settings()
     fields.setdefault("model", None)
     fields["model"] = fields["model"] or settings.llm_model
+    await pricing.ensure_chat_model(session, fields["model"])
     if fields.get("max_tokens") is None:
         fields["max_tokens"] = settings.llm_default_max_tokens
     values = {k: v for k, v in fields.items() if v is not None}
@@ -62,6 +64,8 @@ async def update(
     session: AsyncSession, owner: User, assistant_id: uuid.UUID, changes: dict[str, Any]
 ) -> Assistant:
     assistant = await get_owned(session, owner, assistant_id)
+    if "model" in changes and changes["model"] != assistant.model:
+        await pricing.ensure_chat_model(session, changes["model"])
     prompt_changed = "system_prompt" in changes and changes["system_prompt"] != assistant.system_prompt
     for name, value in changes.items():
         setattr(assistant, name, value)

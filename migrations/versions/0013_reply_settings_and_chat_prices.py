@@ -1,5 +1,6 @@
 """replies record their generation settings (model, max_tokens, temperature, system prompt version)
-when accepted; assistants' system prompts are versioned
+when accepted; assistants' system prompts are versioned; prices say whether a model is a chat or an
+embedding model, and every assistant's model gets a chat price of its own
 
 Revision ID: 0013
 Revises: 0011
@@ -15,6 +16,10 @@ revision: str = "0013"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# CHATAI_LLM_MODEL's default, and the default row's price as 0002 seeded it.
+DEFAULT_CHAT_MODEL = "gpt-4o-mini"
+SEED_INPUT, SEED_OUTPUT = 150_000, 600_000
 
 
 def upgrade() -> None:
@@ -51,8 +56,35 @@ def upgrade() -> None:
     op.add_column("messages", sa.Column("temperature", sa.Float(), nullable=True))
     op.add_column("messages", sa.Column("system_prompt_id", sa.Uuid(), nullable=True))
 
+    op.add_column("prices", sa.Column("kind", sa.String(length=16), server_default="chat", nullable=False))
+    op.create_check_constraint(op.f("ck_prices_known_kind"), "prices", "kind IN ('chat', 'embedding')")
+    # The local embedding model, and the default row: it now prices only an embedding model configured
+    # without a row of its own, never a chat model.
+    op.execute("UPDATE prices SET kind = 'embedding' WHERE model IN ('all-MiniLM-L6-v2', '*')")
+    # An assistant on an embedding model (or on "*") was never a working chat setup, only a way to be
+    # billed nothing: it moves to the default chat model.
+    op.execute(
+        f"UPDATE assistants SET model = '{DEFAULT_CHAT_MODEL}', updated_at = now() "
+        "WHERE model IN (SELECT model FROM prices WHERE kind = 'embedding')"
+    )
+    # Every model in use without a price of its own, and the default chat model, keep what they cost
+    # until now: the default row's price, as chat models of their own.
+    op.execute(
+        f"""
+        INSERT INTO prices (model, kind, input_micros_per_mtok, output_micros_per_mtok, currency, updated_at)
+        SELECT used.model, 'chat', coalesce(d.input_micros_per_mtok, {SEED_INPUT}),
+               coalesce(d.output_micros_per_mtok, {SEED_OUTPUT}), coalesce(d.currency, 'USD'), now()
+        FROM (SELECT DISTINCT model FROM assistants UNION SELECT '{DEFAULT_CHAT_MODEL}') AS used
+        LEFT JOIN prices AS d ON d.model = '*'
+        ON CONFLICT (model) DO NOTHING
+        """
+    )
+
 
 def downgrade() -> None:
+    # The chat price rows created above stay: with the default row back in use they price the same.
+    op.drop_constraint(op.f("ck_prices_known_kind"), "prices", type_="check")
+    op.drop_column("prices", "kind")
     op.drop_column("messages", "system_prompt_id")
     op.drop_column("messages", "temperature")
     op.drop_column("messages", "max_tokens")

@@ -93,7 +93,7 @@ async def hold_for_reply(
     """Place the hold for a reply about to be queued: its worst-case cost with the generation settings
     recorded on it (``system_prompt`` is the text of its recorded prompt version)."""
     assert reply.model is not None and reply.max_tokens is not None
-    price = await pricing.price_for(session, reply.model)
+    price = await pricing.chat_price(session, reply.model)
     amount = pricing.hold_micros(price, system_prompt, content, reply.max_tokens)
     await place_hold(session, owner_id, amount, hold_key(reply.id), str(reply.id))
     return amount

@@ -22,6 +22,7 @@ from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 SIGNUP_CREDIT = 5_000_000
 CONTEXT_TOKENS = 2000
+EMBEDDING_MODEL = "fake-embed-integrity"
 # 500 micros a token either way: a reply of 1,000 tokens worst case holds 500,000.
 PRICEY = {"input_micros_per_mtok": 500_000_000, "output_micros_per_mtok": 500_000_000}
 FREE = {"input_micros_per_mtok": 0, "output_micros_per_mtok": 0}
@@ -34,9 +35,13 @@ def integrity_stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) 
         **fake_llm.env,
         "CHATAI_SIGNUP_CREDIT_MICROS": str(SIGNUP_CREDIT),
         "CHATAI_LLM_CONTEXT_TOKENS": str(CONTEXT_TOKENS),
+        "CHATAI_EMBEDDING_PROVIDER": "openai",
+        "CHATAI_EMBEDDING_BASE_URL": fake_llm.base_url,
+        "CHATAI_EMBEDDING_API_KEY": "test-key",
+        "CHATAI_EMBEDDING_MODEL": EMBEDDING_MODEL,
         "CHATAI_BILLING_HOLD_SWEEP_SECONDS": "600",
     }
-    with running_stack(env, log_dir, workers=("billing",)) as system:
+    with running_stack(env, log_dir, workers=("billing", "embeddings")) as system:
         yield system
 
 
@@ -263,3 +268,66 @@ async def test_a_failed_reply_pays_for_its_prompt_once_the_model_began_answering
     assert [kind for kind, _ in await wait_settled(database_url, reply_id)] == ["hold", "release"]
     assert reply["usage"] == {"prompt_tokens": None, "completion_tokens": None}
     assert_ledger_exact(database_url, owner.user_id)
+
+
+# Only priced chat models.
+
+
+async def test_an_assistant_may_use_only_a_chat_model_with_its_own_price(
+    http: httpx.AsyncClient, database_url: str
+) -> None:
+    owner = await signup(http, "chooser")
+    boss = await admin(http, database_url)
+    assert (await http.get("/api/models")).status_code == 401
+    r = await http.get("/api/models", headers=owner.headers)
+    assert r.status_code == 200, r.text
+    listed = [item["model"] for item in r.json()["items"]]
+    assert "gpt-4o-mini" in listed and "*" not in listed and "all-MiniLM-L6-v2" not in listed
+    kinds = {
+        p["model"]: p["kind"]
+        for p in (await http.get("/api/admin/prices", headers=boss.headers)).json()["items"]
+    }
+    assert kinds["*"] == kinds["all-MiniLM-L6-v2"] == "embedding" and kinds["gpt-4o-mini"] == "chat"
+
+    # Unpriced, embedding and default-row models are refused, with the models that may be chosen.
+    for model in ("unpriced-model", "all-MiniLM-L6-v2", "*"):
+        r = await http.post("/api/assistants", json={"name": "x", "model": model}, headers=owner.headers)
+        assert_validation_error(r, "model")
+        assert r.json()["error"]["details"][0]["allowed"] == listed
+    assert sql(database_url, "SELECT count(*) FROM assistants WHERE owner_id = %s", owner.user_id) == [(0,)]
+    assistant_id, dialog_id = await new_dialog(http, owner)  # the default chat model
+    path = f"/api/assistants/{assistant_id}"
+    for model in ("unpriced-model", "all-MiniLM-L6-v2", "*"):
+        assert_validation_error(await http.patch(path, json={"model": model}, headers=owner.headers), "model")
+    assert (await http.get(path, headers=owner.headers)).json()["model"] == "gpt-4o-mini"
+
+    # An admin makes a model available by pricing it; an embedding model's price does not.
+    price = {"input_micros_per_mtok": 1_000, "output_micros_per_mtok": 2_000}
+    r = await http.put("/api/admin/prices/new-chat-model", json=price, headers=boss.headers)
+    assert r.status_code == 200 and r.json()["kind"] == "chat", r.text
+    r = await http.put(
+        "/api/admin/prices/new-embedder", json={**price, "kind": "embedding"}, headers=boss.headers
+    )
+    assert r.status_code == 200 and r.json()["kind"] == "embedding", r.text
+    r = await http.put("/api/admin/prices/*", json={**price, "kind": "chat"}, headers=boss.headers)
+    assert_validation_error(r, "kind")
+    listed = [
+        item["model"] for item in (await http.get("/api/models", headers=owner.headers)).json()["items"]
+    ]
+    assert "new-chat-model" in listed and "new-embedder" not in listed
+    r = await http.patch(path, json={"model": "new-chat-model"}, headers=owner.headers)
+    assert r.status_code == 200 and r.json()["model"] == "new-chat-model", r.text
+    assert_validation_error(
+        await http.patch(path, json={"model": "new-embedder"}, headers=owner.headers), "model"
+    )
+
+    # A model an admin has since made an embedding model takes no new messages (and writes nothing).
+    r = await http.put(
+        "/api/admin/prices/new-chat-model", json={**price, "kind": "embedding"}, headers=boss.headers
+    )
+    assert r.status_code == 200, r.text
+    r = await http.post(f"/api/dialogs/{dialog_id}/messages", json={"content": "hi"}, headers=owner.headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "model_not_available", r.text
+    assert sql(database_url, "SELECT count(*) FROM messages WHERE dialog_id = %s", dialog_id) == [(0,)]
+    assert assert_ledger_exact(database_url, owner.user_id) == (SIGNUP_CREDIT, 0)
+
