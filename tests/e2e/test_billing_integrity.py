@@ -17,6 +17,7 @@ import pytest
 
 from tests.fixtures.api import Account, WsClient, new_dialog, poll_reply, post_message, signup
 from tests.fixtures.billing import balance_row, entries_for, ledger_sums, make_admin, sql
+from tests.fixtures.documents import make_docx
 from tests.fixtures.processes import Child, wait_for
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
@@ -82,7 +83,7 @@ def assert_ledger_exact(database_url: str, user_id: str) -> tuple[int, int]:
     return balance, held
 
 
-async def wait_settled(database_url: str, reference: str, timeout: float = 30) -> list[tuple[str, int]]:
+async def wait_settled(database_url: str, reference: str, timeout: float = 60) -> list[tuple[str, int]]:
     """The ledger entries about a reply or document once its hold is released."""
 
     def settled() -> list[tuple[str, int]] | None:
@@ -182,7 +183,7 @@ async def test_switching_the_model_after_posting_does_not_change_the_reply_or_it
     assert r.status_code == 200, r.text
 
     start_llm(integrity_stack, llm_workers)
-    reply = await poll_reply(http, owner, reply_id)
+    reply = await poll_reply(http, owner, reply_id, timeout=60)
     assert reply["status"] == "completed", reply
     sent = [body for body in fake_llm.chat_requests() if marker in str(body["messages"])]
     assert len(sent) == 1
@@ -199,7 +200,7 @@ async def test_switching_the_model_after_posting_does_not_change_the_reply_or_it
     reply_id = (await post_message(http, owner, dialog_id, f"{marker} [[tokens:5]]"))["reply"]["id"]
     (kind, held), *_ = entries_for(database_url, reply_id)
     assert kind == "hold" and held >= 1500 * 500
-    assert (await poll_reply(http, owner, reply_id))["status"] == "completed"
+    assert (await poll_reply(http, owner, reply_id, timeout=60))["status"] == "completed"
     sent = [body for body in fake_llm.chat_requests() if marker in str(body["messages"])]
     assert (sent[0]["model"], sent[0]["max_tokens"]) == ("pricey-chat", 1500)
     assert 0 < charged(await wait_settled(database_url, reply_id)) <= held
@@ -243,7 +244,7 @@ async def test_a_reply_cancelled_after_its_first_delta_pays_for_its_prompt(
         assert r.status_code == 202, r.text
         await ws.until("reply.cancelled", reply_id)
     entries = await wait_settled(database_url, reply_id)
-    reply = await poll_reply(http, owner, reply_id)
+    reply = await poll_reply(http, owner, reply_id, timeout=60)
     assert reply["status"] == "cancelled" and 0 < reply["usage"]["completion_tokens"] < 200
     assert_paid_for(reply, entries, prompt_at_least=400)
     assert_ledger_exact(database_url, owner.user_id)
@@ -258,12 +259,12 @@ async def test_a_failed_reply_pays_for_its_prompt_once_the_model_began_answering
     reply_id = (await post_message(http, owner, dialog_id, f"{LONG_PROMPT} [[fault:stream_error]]"))["reply"][
         "id"
     ]
-    assert (await poll_reply(http, owner, reply_id))["status"] == "failed"
+    assert (await poll_reply(http, owner, reply_id, timeout=60))["status"] == "failed"
     entries = await wait_settled(database_url, reply_id)
-    assert_paid_for(await poll_reply(http, owner, reply_id), entries, prompt_at_least=400)
+    assert_paid_for(await poll_reply(http, owner, reply_id, timeout=60), entries, prompt_at_least=400)
     # Refused before it answered anything (a 5xx on every attempt): free.
     reply_id = (await post_message(http, owner, dialog_id, f"{LONG_PROMPT} [[fault:500]]"))["reply"]["id"]
-    reply = await poll_reply(http, owner, reply_id)
+    reply = await poll_reply(http, owner, reply_id, timeout=60)
     assert reply["status"] == "failed", reply
     assert [kind for kind, _ in await wait_settled(database_url, reply_id)] == ["hold", "release"]
     assert reply["usage"] == {"prompt_tokens": None, "completion_tokens": None}
@@ -331,3 +332,74 @@ async def test_an_assistant_may_use_only_a_chat_model_with_its_own_price(
     assert sql(database_url, "SELECT count(*) FROM messages WHERE dialog_id = %s", dialog_id) == [(0,)]
     assert assert_ledger_exact(database_url, owner.user_id) == (SIGNUP_CREDIT, 0)
 
+
+# Indexing pays for the text it embeds, not for the size of the file.
+
+# 10 micros an embedded token.
+EMBEDDING_PRICE = {"input_micros_per_mtok": 10_000_000, "output_micros_per_mtok": 0, "kind": "embedding"}
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+
+
+def compressible_docx() -> bytes:
+    """About 38 KB that extract to 40,000 words (52,000 tokens of chunks): four times what the size holds."""
+    return make_docx([" ".join(WORDS * 5) for _ in range(800)])
+
+
+async def upload(http: httpx.AsyncClient, owner: Account, assistant_id: str, data: bytes) -> str:
+    r = await http.post(
+        f"/api/assistants/{assistant_id}/documents",
+        files={"file": ("dense.docx", data, "application/octet-stream")},
+        headers=owner.headers,
+    )
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+async def wait_document(http: httpx.AsyncClient, owner: Account, document_id: str) -> dict[str, Any]:
+    async def ended() -> dict[str, Any]:
+        while True:
+            body = (await http.get(f"/api/documents/{document_id}", headers=owner.headers)).json()
+            if body["status"] in ("ready", "failed"):
+                return body
+            await asyncio.sleep(0.1)
+
+    return await asyncio.wait_for(ended(), 90)
+
+
+async def test_a_compressed_document_is_charged_for_all_the_text_it_embeds(
+    http: httpx.AsyncClient, database_url: str
+) -> None:
+    boss = await admin(http, database_url)
+    r = await http.put(f"/api/admin/prices/{EMBEDDING_MODEL}", json=EMBEDDING_PRICE, headers=boss.headers)
+    assert r.status_code == 200, r.text
+    owner = await signup(http, "compressor")
+    assistant_id, _ = await new_dialog(http, owner)
+    data = compressible_docx()
+
+    document_id = await upload(http, owner, assistant_id, data)
+    (kind, upload_hold), *_ = entries_for(database_url, document_id)
+    assert kind == "hold" and upload_hold > 0
+    document = await wait_document(http, owner, document_id)
+    assert document["status"] == "ready", document
+    entries = await wait_settled(database_url, document_id)
+    ((tokens,),) = sql(
+        database_url, "SELECT sum(token_count) FROM chunks WHERE document_id = %s", document_id
+    )
+    assert tokens > 3 * upload_hold // 10  # the text is several times what the file's size suggested
+    assert charged(entries) == tokens * 10
+    assert [kind for kind, _ in entries] == ["hold", "hold", "charge", "release", "release"]
+    balance, held = assert_ledger_exact(database_url, owner.user_id)
+    assert (balance, held) == (SIGNUP_CREDIT - tokens * 10, 0)
+
+    # With enough left for the upload's hold but not for the text, the document fails, readably, and the
+    # balance is untouched.
+    topup = f"/api/admin/users/{owner.user_id}/topup"
+    leave = 2 * upload_hold
+    body = {"amount_micros": leave - balance, "reason": "drain", "idempotency_key": "drain"}
+    assert (await http.post(topup, json=body, headers=boss.headers)).status_code == 201
+    document_id = await upload(http, owner, assistant_id, data)
+    document = await wait_document(http, owner, document_id)
+    assert document["status"] == "failed" and "balance does not cover" in document["error"], document
+    assert document["chunk_count"] == 0
+    assert [kind for kind, _ in await wait_settled(database_url, document_id)] == ["hold", "release"]
+    assert assert_ledger_exact(database_url, owner.user_id) == (leave, 0)
