@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,10 +34,14 @@ class TransactionOut(Out):
 class PriceIn(Strict):
     input_micros_per_mtok: int = Field(ge=0, le=10**12)
     output_micros_per_mtok: int = Field(ge=0, le=10**12)
+    # A new model is a chat model (assistants may use it) unless this says "embedding"; an existing one
+    # keeps its kind unless this is given.
+    kind: Literal["chat", "embedding"] | None = None
 
 
 class PriceOut(Out):
     model: str
+    kind: str
     input_micros_per_mtok: int
     output_micros_per_mtok: int
     currency: str
@@ -46,14 +51,34 @@ class PricesOut(BaseModel):
     items: list[PriceOut]
 
 
+class ChatModelOut(Out):
+    """A model an assistant may use, with what it costs."""
+
+    model: str
+    input_micros_per_mtok: int
+    output_micros_per_mtok: int
+    currency: str
+
+
+class ChatModelsOut(BaseModel):
+    items: list[ChatModelOut]
+
+
+# The largest single movement an admin may book: far inside the ledger's 64-bit sums, so no run of
+# bookings can overflow them.
+MAX_ADMIN_AMOUNT_MICROS = 10**13
+
+
 class TopupIn(Strict):
-    amount_micros: int = Field(le=10**13)
+    # Negative debits the account (an adjustment).
+    amount_micros: int = Field(ge=-MAX_ADMIN_AMOUNT_MICROS, le=MAX_ADMIN_AMOUNT_MICROS)
     reason: str = Field(min_length=1, max_length=500)
     idempotency_key: str = Field(min_length=1, max_length=200)
 
 
 class RefundIn(Strict):
-    amount_micros: int | None = Field(default=None, ge=1, le=10**13)  # None: what is left of the charge
+    # None: what is left of the charge.
+    amount_micros: int | None = Field(default=None, ge=1, le=MAX_ADMIN_AMOUNT_MICROS)
     reason: str = Field(min_length=1, max_length=500)
     idempotency_key: str = Field(min_length=1, max_length=200)
 

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    computed_field,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from services.conversations.widget import normalize_origin
@@ -20,6 +30,16 @@ def _origin(value: str) -> str:
     except ValueError as exc:
         raise PydanticCustomError("origin", str(exc)) from exc
 
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("not_null", "This field may be left out, but not set to null")
+    return value
+
+
+# A field of a partial update (PATCH) whose column always holds a value: it may be left out (None here
+# means "unchanged"), but an explicit null is refused as 422 rather than reaching the database.
+Omittable = Annotated[T | SkipJsonSchema[None], BeforeValidator(_not_null)]
 
 WidgetOrigins = Annotated[list[Annotated[str, AfterValidator(_origin)]], Field(max_length=50)]
 
@@ -113,17 +133,18 @@ class AssistantIn(Strict):
 
 
 class AssistantPatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    system_prompt: str | None = Field(default=None, max_length=32_000)
-    model: str | None = Field(default=None, min_length=1, max_length=200)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, le=32_000)
+    name: Omittable[str] = Field(default=None, min_length=1, max_length=200)
+    system_prompt: Omittable[str] = Field(default=None, max_length=32_000)
+    model: Omittable[str] = Field(default=None, min_length=1, max_length=200)
+    temperature: Omittable[float] = Field(default=None, ge=0, le=2)
+    max_tokens: Omittable[int] = Field(default=None, ge=1, le=32_000)
+    # Null resets these to the platform's defaults.
     llm_provider: Literal["openai", "offline"] | None = None
     retrieval_top_k: int | None = Field(default=None, ge=1, le=50)
     retrieval_min_score: float | None = Field(default=None, ge=-1, le=1)
-    widget_allowed_origins: WidgetOrigins | None = None
+    widget_allowed_origins: Omittable[WidgetOrigins] = None
     greeting: str | None = Field(default=None, min_length=1, max_length=4096)
-    telegram_streaming: bool = False
+    telegram_streaming: Omittable[bool] = None
 
 
 class AssistantOut(Out):
@@ -191,6 +212,10 @@ class MessageOut(BaseModel):
     completed_at: datetime | None
     # The operator who wrote an assistant message by hand; None for generated replies.
     author_id: uuid.UUID | None = None
+    # A generated reply's settings, fixed when its message was accepted (None on other messages).
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
 
     @classmethod
     def of(cls, message: Any) -> MessageOut:
@@ -207,6 +232,9 @@ class MessageOut(BaseModel):
             created_at=message.created_at,
             completed_at=message.completed_at,
             author_id=message.author_id,
+            model=message.model,
+            max_tokens=message.max_tokens,
+            temperature=message.temperature,
         )
 
 

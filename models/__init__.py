@@ -2,7 +2,7 @@
 
 from models.analytics import UsageRollup
 from models.api_key import ApiKey
-from models.assistant import Assistant
+from models.assistant import Assistant, AssistantPrompt
 from models.audit import AuditEvent
 from models.base import Base
 from models.billing import (
@@ -13,6 +13,7 @@ from models.billing import (
     BalanceMismatch,
     CheckoutSession,
     Price,
+    PriceKind,
     Transaction,
     TransactionKind,
     UsageRecord,
@@ -39,6 +40,7 @@ __all__ = [
     "ApiKey",
     "Assistant",
     "AssistantOperator",
+    "AssistantPrompt",
     "AuditEvent",
     "Balance",
     "BalanceMismatch",
@@ -54,6 +56,7 @@ __all__ = [
     "Message",
     "MessageRole",
     "Price",
+    "PriceKind",
     "RefreshToken",
     "ReplyStatus",
     "Role",

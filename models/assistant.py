@@ -37,4 +37,18 @@ class Assistant(IdMixin, TimestampMixin, Base):
     greeting: Mapped[str | None] = mapped_column(Text)
     # Telegram chats see the answer as it is written (one message edited at most once a second).
     telegram_streaming: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The AssistantPrompt holding the current system_prompt: a reply records it when it is accepted.
+    prompt_version_id: Mapped[uuid.UUID | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AssistantPrompt(IdMixin, TimestampMixin, Base):
+    """One version of an assistant's system prompt, never changed: a queued reply is generated from the
+    version it was accepted with, whatever the assistant says by the time a worker takes it."""
+
+    __tablename__ = "assistant_prompts"
+
+    assistant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("assistants.id", ondelete="CASCADE"), index=True
+    )
+    system_prompt: Mapped[str] = mapped_column(Text)

@@ -18,7 +18,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, IdMixin, TimestampMixin, utcnow
 
+# The price of an embedding model configured without a row of its own. Never a chat model's price: an
+# assistant may only use a chat model with its own row.
 DEFAULT_PRICE_MODEL = "*"
+
+
+class PriceKind(enum.StrEnum):
+    chat = "chat"  # an assistant may use it
+    embedding = "embedding"  # indexing and search use it; never an assistant's model
 
 
 class TransactionKind(enum.StrEnum):
@@ -42,8 +49,10 @@ HOLD_KINDS = (TransactionKind.hold, TransactionKind.release)
 
 class Price(Base):
     __tablename__ = "prices"
+    __table_args__ = (CheckConstraint("kind IN ('chat', 'embedding')", name="known_kind"),)
 
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default=PriceKind.chat, server_default=PriceKind.chat.value)
     input_micros_per_mtok: Mapped[int] = mapped_column(BigInteger)
     output_micros_per_mtok: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))

@@ -109,7 +109,12 @@ class Message(IdMixin, TimestampMixin, Base):
     status: Mapped[ReplyStatus] = mapped_column(Enum(ReplyStatus, name="reply_status"))
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     reply_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    # A reply's generation settings, fixed when its message is accepted: the hold is priced from them and
+    # the worker generates from them (None on user messages, and on replies accepted before they existed).
     model: Mapped[str | None] = mapped_column(String(200))
+    max_tokens: Mapped[int | None]
+    temperature: Mapped[float | None]
+    system_prompt_id: Mapped[uuid.UUID | None]  # an AssistantPrompt; no foreign key on this hot insert
     prompt_tokens: Mapped[int | None]
     completion_tokens: Mapped[int | None]
     cost_micros: Mapped[int | None] = mapped_column(BigInteger)

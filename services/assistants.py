@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.settings import get_settings
-from models import Assistant, User
+from models import Assistant, AssistantPrompt, User
+from services.billing import pricing
 from services.errors import NotFound
 from services.knowledge.files import forget_assistant_files
 from services.knowledge.storage import get_storage
@@ -20,13 +21,25 @@ async def create(session: AsyncSession, owner: User, fields: dict[str, Any]) -> 
     settings = get_settings()
     fields.setdefault("model", None)
     fields["model"] = fields["model"] or settings.llm_model
+    await pricing.ensure_chat_model(session, fields["model"])
     if fields.get("max_tokens") is None:
         fields["max_tokens"] = settings.llm_default_max_tokens
     values = {k: v for k, v in fields.items() if v is not None}
     assistant = Assistant(owner_id=owner.id, **values)
     session.add(assistant)
     await session.flush()
+    await _new_prompt_version(session, assistant)
     return assistant
+
+
+async def _new_prompt_version(session: AsyncSession, assistant: Assistant) -> None:
+    """Record the assistant's system prompt as a new version and make it the current one."""
+    version = AssistantPrompt(
+        id=uuid.uuid4(), assistant_id=assistant.id, system_prompt=assistant.system_prompt
+    )
+    session.add(version)
+    assistant.prompt_version_id = version.id
+    await session.flush()
 
 
 async def get_owned(session: AsyncSession, owner: User, assistant_id: uuid.UUID) -> Assistant:
@@ -53,9 +66,14 @@ async def update(
     session: AsyncSession, owner: User, assistant_id: uuid.UUID, changes: dict[str, Any]
 ) -> Assistant:
     assistant = await get_owned(session, owner, assistant_id)
+    if "model" in changes and changes["model"] != assistant.model:
+        await pricing.ensure_chat_model(session, changes["model"])
+    prompt_changed = "system_prompt" in changes and changes["system_prompt"] != assistant.system_prompt
     for name, value in changes.items():
         setattr(assistant, name, value)
     await session.flush()
+    if prompt_changed or assistant.prompt_version_id is None:
+        await _new_prompt_version(session, assistant)
     return assistant
 
 

@@ -12,6 +12,8 @@ from core.redis import async_redis, sync_redis
 from core.settings import get_settings
 from core.unit_of_work import unit_of_work
 from models import DocumentStatus
+from services.billing import indexing as indexing_charges
+from services.errors import InsufficientBalance
 from services.knowledge import indexing, reaper, reindex
 from services.knowledge.embedding import TransientEmbeddingError, get_embedder
 from services.knowledge.storage import get_storage
@@ -34,7 +36,9 @@ _settings = get_settings()
     time_limit=_settings.document_time_limit_seconds + 30,
 )
 def index_document(document_id: str, attempt: int = 1) -> str:
-    indexer = indexing.Indexer(EventBus(sync_client=sync_redis()), get_storage(), get_embedder())
+    indexer = indexing.Indexer(
+        EventBus(sync_client=sync_redis()), get_storage(), get_embedder(), reserve=_reserve
+    )
     try:
         outcome = indexer.run(uuid.UUID(document_id), attempt)
     except SoftTimeLimitExceeded:
@@ -43,6 +47,25 @@ def index_document(document_id: str, attempt: int = 1) -> str:
     if outcome in (DocumentStatus.ready.value, DocumentStatus.failed.value):
         loop.run(_ended(uuid.UUID(document_id)), timeout=60)
     return outcome
+
+
+def _reserve(job: indexing.Job, tokens: int) -> str | None:
+    return loop.run(_hold_for_text(job, tokens), timeout=60)
+
+
+async def _hold_for_text(job: indexing.Job, tokens: int) -> str | None:
+    try:
+        async with unit_of_work() as session:
+            await indexing_charges.hold_for_extracted_text(
+                session, job.owner_id, job.document_id, job.run_id, tokens
+            )
+    except InsufficientBalance as exc:
+        details = exc.details or {}
+        return (
+            f"{exc.message}: {details.get('required_micros')} micros are needed and "
+            f"{details.get('available_micros')} are available"
+        )
+    return None
 
 
 async def _ended(document_id: uuid.UUID) -> None:

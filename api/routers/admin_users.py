@@ -11,7 +11,7 @@ from pydantic import Field
 
 from api.deps import AdminUser, PageDep, SessionDep
 from api.ratelimits import client_ip
-from api.schemas import Out, PageOut, Strict, UserOut
+from api.schemas import Omittable, Out, PageOut, Strict, UserOut
 from models import Role
 from services.accounts import admin as users_admin
 
@@ -19,8 +19,8 @@ router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 
 class UserPatch(Strict):
-    role: Literal["user", "operator", "admin"] | None = None
-    is_active: bool | None = None
+    role: Omittable[Literal["user", "operator", "admin"]] = None
+    is_active: Omittable[bool] = None
 
 
 class AdminUserOut(UserOut):

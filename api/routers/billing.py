@@ -5,10 +5,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, status
 
-from api.billing_schemas import BalanceOut, CheckoutIn, CheckoutOut, TransactionOut, WebhookOut
+from api.billing_schemas import (
+    BalanceOut,
+    ChatModelOut,
+    ChatModelsOut,
+    CheckoutIn,
+    CheckoutOut,
+    TransactionOut,
+    WebhookOut,
+)
 from api.deps import CurrentUser, PageDep, SessionDep
 from api.schemas import PageOut
-from services.billing import ledger
+from services.billing import ledger, pricing
 from services.billing import stripe as stripe_payments
 
 router = APIRouter(prefix="/api", tags=["billing"])
@@ -23,6 +31,12 @@ async def get_balance(user: CurrentUser, session: SessionDep) -> BalanceOut:
         held_micros=balance.held_micros,
         available_micros=balance.balance_micros - balance.held_micros,
     )
+
+
+@router.get("/models", response_model=ChatModelsOut)
+async def list_chat_models(_: CurrentUser, session: SessionDep) -> ChatModelsOut:
+    """The models an assistant may use (priced chat models), the same for every user."""
+    return ChatModelsOut(items=[ChatModelOut.model_validate(p) for p in await pricing.chat_models(session)])
 
 
 @router.get("/balance/transactions", response_model=PageOut[TransactionOut])

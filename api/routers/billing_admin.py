@@ -17,6 +17,7 @@ from api.billing_schemas import (
     TransactionOut,
 )
 from api.deps import AdminUser, SessionDep
+from models import PriceKind
 from services.accounts import audit
 from services.billing import accounts, pricing, reconcile
 
@@ -34,7 +35,10 @@ async def list_prices(_: AdminUser, session: SessionDep) -> PricesOut:
 async def put_price(
     body: PriceIn, _: AdminUser, session: SessionDep, model: str = Path(min_length=1, max_length=200)
 ) -> PriceOut:
-    price = await pricing.set_price(session, model, body.input_micros_per_mtok, body.output_micros_per_mtok)
+    kind = PriceKind(body.kind) if body.kind else None
+    price = await pricing.set_price(
+        session, model, body.input_micros_per_mtok, body.output_micros_per_mtok, kind
+    )
     return PriceOut.model_validate(price)
 
 

@@ -19,11 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.settings import get_settings
 from models import (
     TERMINAL_STATUSES,
-    Assistant,
     Balance,
-    Dialog,
     Message,
-    ReplyStatus,
     Transaction,
     TransactionKind,
     UsageRecord,
@@ -90,15 +87,15 @@ async def place_hold(
     ledger.announce(session, owner_id, balance_after, held_after)
 
 
-async def hold_for_reply(session: AsyncSession, dialog: Dialog, reply_id: uuid.UUID, content: str) -> int:
-    """Place the hold for a reply about to be queued: its worst-case cost at the model's price."""
-    assistant = await session.get_one(Assistant, dialog.assistant_id)
-    price = await pricing.price_for(session, assistant.model)
-    # The prompt and reply length generation will use: the dialog's own settings apply (a /v1 turn).
-    system_prompt = "\n\n".join(part for part in (assistant.system_prompt, dialog.instructions) if part)
-    max_tokens = min(assistant.max_tokens, dialog.max_tokens or assistant.max_tokens)
-    amount = pricing.hold_micros(price, system_prompt, content, max_tokens)
-    await place_hold(session, dialog.owner_id, amount, hold_key(reply_id), str(reply_id))
+async def hold_for_reply(
+    session: AsyncSession, owner_id: uuid.UUID, reply: Message, system_prompt: str, content: str
+) -> int:
+    """Place the hold for a reply about to be queued: its worst-case cost with the generation settings
+    recorded on it (``system_prompt`` is the text of its recorded prompt version)."""
+    assert reply.model is not None and reply.max_tokens is not None
+    price = await pricing.chat_price(session, reply.model)
+    amount = pricing.hold_micros(price, system_prompt, content, reply.max_tokens)
+    await place_hold(session, owner_id, amount, hold_key(reply.id), str(reply.id))
     return amount
 
 
@@ -110,12 +107,15 @@ class Settlement:
 
 
 def _billable_tokens(reply: Message | None) -> tuple[int, int]:
-    """A completed reply pays its usage; a failed or cancelled one only the text it generated."""
+    """A reply pays the usage its worker recorded: a completed one all of it; a failed or cancelled one its
+    prompt once the provider began answering, and the text generated until it ended (a reply refused or
+    unreachable from the start has none recorded, and pays nothing)."""
     if reply is None:
         return 0, 0
-    if reply.status == ReplyStatus.completed:
-        return reply.prompt_tokens or 0, reply.completion_tokens or estimate_tokens(reply.content)
-    return 0, estimate_tokens(reply.content)
+    completion = reply.completion_tokens
+    if completion is None:
+        completion = estimate_tokens(reply.content)
+    return reply.prompt_tokens or 0, completion
 
 
 async def settle_reply(session: AsyncSession, reply_id: uuid.UUID) -> Settlement:

@@ -1,10 +1,14 @@
 """Indexing charges: embedding a document is held and charged like a reply, at the embedding model's price.
 
 Keys, on the document and its indexing run (``upload``, or the re-index run's id): ``embed-hold:<doc>:<run>``,
-``embed-charge:…``, ``embed-release:…``. The hold is placed when the document is accepted (the upload) or
-taken by a re-index run, from an estimate of its tokens; when the indexing ends, a billing task charges the
-tokens of the chunks it wrote (never more than the hold) and releases the hold in one booking, exactly once.
-A failed indexing is charged nothing. A price of zero (the local model's, by default) books nothing.
+``embed-hold-more:…``, ``embed-charge:…``, ``embed-release:…``, ``embed-release-more:…``. The hold is placed
+when the document is accepted (the upload) or taken by a re-index run, from an estimate of its tokens. A
+file's size does not bound its text (a compressed DOCX or PDF holds far more), so once the worker has
+extracted and chunked the text, and before it embeds anything, the hold is raised to the cost of those chunks
+(the ``more`` hold); a balance that cannot cover that fails the document. When the indexing ends, a billing
+task charges the tokens of the chunks it wrote (never more than the holds) and releases the holds in one
+booking, exactly once. A failed indexing is charged nothing. A price of zero (the local model's, by
+default) books nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +49,14 @@ def release_key(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
     return f"embed-release:{document_id}:{_run_label(run_id)}"
 
 
+def more_hold_key(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
+    return f"embed-hold-more:{document_id}:{_run_label(run_id)}"
+
+
+def more_release_key(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
+    return f"embed-release-more:{document_id}:{_run_label(run_id)}"
+
+
 def upload_token_estimate(size_bytes: int) -> int:
     """An upper estimate of the tokens embedding a file sends: its text, plus what chunk overlaps repeat."""
     settings = get_settings()
@@ -77,6 +89,34 @@ async def hold_for_indexing(
         what="indexing this document",
     )
     return amount
+
+
+async def hold_for_extracted_text(
+    session: AsyncSession, owner_id: uuid.UUID, document_id: uuid.UUID, run_id: uuid.UUID | None, tokens: int
+) -> None:
+    """Raise the run's hold to the cost of embedding ``tokens`` (its chunks), before any is embedded.
+
+    Raises ``InsufficientBalance`` (nothing written) when the available balance does not cover the rest.
+    Idempotent per run: a retried attempt finds the hold already raised."""
+    settings = get_settings()
+    if not settings.billing_enabled:
+        return
+    price = await pricing.price_for(session, settings.embedding_model)
+    needed = pricing.cost_micros(price, tokens, 0)
+    base = await ledger.find(session, hold_key(document_id, run_id))
+    if base is None:  # nothing was held (the price was zero then): this becomes the run's hold
+        if needed > 0:
+            await holds.place_hold(
+                session, owner_id, needed, hold_key(document_id, run_id), str(document_id),
+                what=f"indexing this document's {tokens} tokens of text",
+            )  # fmt: skip
+        return
+    if needed <= base.amount_micros or await ledger.find(session, more_hold_key(document_id, run_id)):
+        return
+    await holds.place_hold(
+        session, owner_id, needed - base.amount_micros, more_hold_key(document_id, run_id), str(document_id),
+        what=f"indexing this document's {tokens} tokens of text",
+    )  # fmt: skip
 
 
 async def has_open_hold(session: AsyncSession, document_id: uuid.UUID, run_id: uuid.UUID | None) -> bool:
@@ -113,13 +153,18 @@ async def settle_indexing(
     model = (document.embedding_model if document else None) or get_settings().embedding_model
     price = await pricing.price_for(session, model)
     cost = pricing.cost_micros(price, tokens, 0)
-    charge = min(cost, hold.amount_micros)
+    more = await ledger.find(session, more_hold_key(document_id, run_id))
+    held = hold.amount_micros + (more.amount_micros if more else 0)
+    charge = min(cost, held)
     if charge < cost:
-        log.warning("indexing %s cost %d more than its hold %d; charged the hold", document_id, cost, charge)
+        log.warning("indexing %s cost %d, more than its holds %d; charged those", document_id, cost, charge)
     reference = str(document_id)
     entries = [
         Entry(TransactionKind.release, -hold.amount_micros, release_key(document_id, run_id), reference)
     ]
+    if more is not None:
+        more_release = more_release_key(document_id, run_id)
+        entries.append(Entry(TransactionKind.release, -more.amount_micros, more_release, reference))
     if charge > 0:
         entries.insert(0, Entry(TransactionKind.charge, -charge, charge_key(document_id, run_id), reference))
     booking = await ledger.book(session, hold.owner_id, entries)

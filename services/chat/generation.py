@@ -39,6 +39,16 @@ class _Cancelled(Exception):
 
 
 @dataclass
+class _Progress:
+    """What the provider did for this reply across its attempts: whether it began answering (from then on
+    it has read the prompt, which is paid for even if the reply then fails or is cancelled), and the usage
+    it reported, if it got that far."""
+
+    answered: bool = False
+    usage: Usage | None = None
+
+
+@dataclass
 class Runtime:
     """Per-process state shared by every generation on the loop."""
 
@@ -98,26 +108,33 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
             await rt.bus.apublish(topic, "reply.started", started_data)
         if await is_cancel_requested(reply_id):
             cancelled.set()
+        progress = _Progress()
         try:
             async with asyncio.timeout(settings.reply_time_limit_seconds):
-                usage = await _stream_with_retries(job, publisher, cancelled)
+                await _stream_with_retries(job, publisher, cancelled, progress)
         except _Cancelled:
             content = await publisher.finish()
             return await _end(
-                rt, job, ReplyStatus.cancelled, content, "reply.cancelled", {"content": content}
-            )
+                rt, job, ReplyStatus.cancelled, content, "reply.cancelled", {"content": content},
+                **_partial_usage(job, progress, content),
+            )  # fmt: skip
         except ProviderError as exc:
             metrics.LLM_PROVIDER_ERRORS.labels(exc.code).inc()
             await publisher.finish()
             error = {"code": exc.code, "message": exc.message}
-            return await _end(rt, job, ReplyStatus.failed, publisher.text, "reply.failed", {"error": error})
+            return await _end(
+                rt, job, ReplyStatus.failed, publisher.text, "reply.failed", {"error": error},
+                **_partial_usage(job, progress, publisher.text),
+            )  # fmt: skip
         except TimeoutError:
             await publisher.finish()
             error = {"code": "timeout", "message": "The reply took longer than the time limit"}
-            return await _end(rt, job, ReplyStatus.failed, publisher.text, "reply.failed", {"error": error})
+            return await _end(
+                rt, job, ReplyStatus.failed, publisher.text, "reply.failed", {"error": error},
+                **_partial_usage(job, progress, publisher.text),
+            )  # fmt: skip
         content = await publisher.finish()
-        if usage is None:
-            usage = Usage(sum(estimate_tokens(m["content"]) for m in job.messages), estimate_tokens(content))
+        usage = progress.usage or _estimated_usage(job, content)
         metrics.count_tokens(job.model, usage.prompt_tokens, usage.completion_tokens)
         result = {
             "content": content,
@@ -135,9 +152,22 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
         rt.watcher.unwatch(reply_id)
 
 
+def _estimated_usage(job: replies.ClaimedReply, content: str) -> Usage:
+    return Usage(sum(estimate_tokens(m["content"]) for m in job.messages), estimate_tokens(content))
+
+
+def _partial_usage(job: replies.ClaimedReply, progress: _Progress, content: str) -> dict[str, int]:
+    """The tokens a reply that ended early pays for: none if the provider never began answering (it
+    refused or was unreachable), else its prompt (as reported, or estimated) and the text up to the end."""
+    if not progress.answered:
+        return {}
+    usage = progress.usage or _estimated_usage(job, content)
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+
+
 async def _stream_with_retries(
-    job: replies.ClaimedReply, publisher: DeltaPublisher, cancelled: asyncio.Event
-) -> Usage | None:
+    job: replies.ClaimedReply, publisher: DeltaPublisher, cancelled: asyncio.Event, progress: _Progress
+) -> None:
     settings = get_settings()
     provider = get_provider(job.provider, settings)
     request = ChatRequest(job.model, job.messages, job.temperature, job.max_tokens, job.passages)
@@ -151,14 +181,15 @@ async def _stream_with_retries(
     async for attempt in retrying:
         with attempt:
             publisher.restart()
-            usage: Usage | None = None
+            progress.usage = None
             started = time.monotonic()
             first = True
             async for item in provider.stream(request):
+                progress.answered = True
                 if cancelled.is_set():
                     raise _Cancelled
                 if isinstance(item, Usage):
-                    usage = item
+                    progress.usage = item
                 else:
                     if first:
                         first = False
@@ -167,8 +198,7 @@ async def _stream_with_retries(
             log.debug("stream done in %.3fs", time.monotonic() - started)
             if cancelled.is_set():
                 raise _Cancelled
-            return usage
-    return None
+            return
 
 
 async def _end(

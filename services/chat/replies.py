@@ -43,9 +43,10 @@ class ClaimedReply:
 
 
 # One round trip: lock the reply if this attempt may take it, mark it generating, and read everything
-# the prompt needs (assistant, the user's message, the history before it, whether there is knowledge).
-# A dialog's own instructions follow the assistant's system prompt; its temperature replaces the
-# assistant's, and its max_tokens may only lower the assistant's (the hold was placed for that).
+# the prompt needs (the generation settings recorded on the reply when it was accepted, the assistant's
+# retrieval settings, the user's message, the history before it, whether there is knowledge). A dialog's
+# own instructions follow the system prompt. Replies accepted before settings were recorded take the
+# assistant's, with the dialog's temperature and its max_tokens, which may only lower the assistant's.
 _CLAIM_SQL = """
     WITH target AS (
         SELECT id, started_at FROM messages
@@ -55,14 +56,23 @@ _CLAIM_SQL = """
     )
     UPDATE messages AS r
     SET status = 'generating', heartbeat_at = %(now)s, started_at = coalesce(target.started_at, %(now)s),
-        model = a.model
+        model = coalesce(r.model, a.model)
     FROM target, dialogs AS d, assistants AS a, messages AS u
     WHERE r.id = target.id AND d.id = r.dialog_id AND a.id = d.assistant_id AND u.id = r.reply_to_id
     RETURNING
         target.started_at IS NOT NULL AS resumed, r.dialog_id, r.owner_id, a.id AS assistant_id,
-        concat_ws(E'\n\n', nullif(a.system_prompt, ''), d.instructions) AS system_prompt, a.model,
-        coalesce(d.temperature, a.temperature) AS temperature,
-        least(a.max_tokens, coalesce(d.max_tokens, a.max_tokens)) AS max_tokens, a.llm_provider,
+        concat_ws(
+            E'\n\n',
+            nullif(coalesce(
+                (SELECT p.system_prompt FROM assistant_prompts AS p WHERE p.id = r.system_prompt_id),
+                a.system_prompt
+            ), ''),
+            d.instructions
+        ) AS system_prompt,
+        coalesce(r.model, a.model) AS model,
+        coalesce(r.temperature, d.temperature, a.temperature) AS temperature,
+        coalesce(r.max_tokens, least(a.max_tokens, coalesce(d.max_tokens, a.max_tokens))) AS max_tokens,
+        a.llm_provider,
         a.retrieval_top_k, a.retrieval_min_score, u.content AS user_content,
         EXISTS (SELECT 1 FROM chunks WHERE chunks.assistant_id = a.id) AS has_knowledge,
         (SELECT coalesce(json_agg(json_build_array(h.role, h.content) ORDER BY h.seq), '[]')

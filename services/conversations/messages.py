@@ -15,7 +15,7 @@ from core.events import EventBus, dialog_topic
 from core.queues import TASKS
 from core.redis import async_redis
 from core.settings import get_settings
-from models import TERMINAL_STATUSES, Dialog, Message, MessageRole, ReplyStatus, Role, User
+from models import TERMINAL_STATUSES, Assistant, Dialog, Message, MessageRole, ReplyStatus, Role, User
 from services.billing import holds
 from services.chat import cancellation
 from services.conversations import chat_slots, dialogs
@@ -44,13 +44,13 @@ async def post_message(
     dialog's topic for the operator to see. The same ``idempotency_key`` within the window returns the
     first request's rows and enqueues nothing.
     """
-    # The assistant comes along for the hold's price (a query fewer on the hottest endpoint).
-    dialog, _ = await dialogs.get_writable_with_assistant(session, user, dialog_id)
+    # The assistant comes along for the reply's generation settings (a query fewer on the hottest endpoint).
+    dialog, assistant = await dialogs.get_writable_with_assistant(session, user, dialog_id)
     if idempotency_key:
         earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
         if earlier is not None:
             return _same_request_or_conflict(earlier, dialog_id, content)
-    message, reply = turn_rows(dialog, content, request_id, idempotency_key)
+    message, reply = turn_rows(dialog, assistant, content, request_id, idempotency_key)
     held = dialog.operator_id is not None
     rows = [message] if held else [message, reply]
     if idempotency_key is None:
@@ -71,20 +71,32 @@ async def post_message(
     if held:
         _publish_created(session, message)
         return PostedMessage(message, None)
-    await queue_reply(session, dialog, message, reply)
+    await queue_reply(session, dialog, assistant, message, reply)
     return PostedMessage(message, reply)
 
 
 def turn_rows(
-    dialog: Dialog, content: str, request_id: str | None, idempotency_key: str | None = None
+    dialog: Dialog,
+    assistant: Assistant,
+    content: str,
+    request_id: str | None,
+    idempotency_key: str | None = None,
 ) -> tuple[Message, Message]:
-    """A user message and its queued reply, not yet added to the session."""
+    """A user message and its queued reply, not yet added to the session.
+
+    The reply's generation settings are fixed now (the assistant's, with the dialog's own temperature and
+    a max_tokens it may only lower): the hold is priced from them and the worker uses them, so changing
+    the assistant later cannot make this reply cost more than was held."""
     # Both rows with the same columns set, so one flush writes them in one INSERT (in this order: seq).
     message = written_message(dialog, MessageRole.user, content, request_id, idempotency_key)
     reply = Message(
         id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=MessageRole.assistant,
         content="", status=ReplyStatus.queued, reply_to_id=message.id,
         idempotency_key=None, request_id=request_id, completed_at=None,
+        model=assistant.model,
+        max_tokens=min(assistant.max_tokens, dialog.max_tokens or assistant.max_tokens),
+        temperature=assistant.temperature if dialog.temperature is None else dialog.temperature,
+        system_prompt_id=assistant.prompt_version_id,
     )  # fmt: skip
     return message, reply
 
@@ -101,10 +113,13 @@ def written_message(
         id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=role,
         content=content, status=ReplyStatus.completed, reply_to_id=None,
         idempotency_key=idempotency_key, request_id=request_id, completed_at=datetime.now(UTC),
+        model=None, max_tokens=None, temperature=None, system_prompt_id=None,
     )  # fmt: skip
 
 
-async def queue_reply(session: AsyncSession, dialog: Dialog, message: Message, reply: Message) -> None:
+async def queue_reply(
+    session: AsyncSession, dialog: Dialog, assistant: Assistant, message: Message, reply: Message
+) -> None:
     """Take a generation slot and the reply's hold for rows already flushed, and enqueue its generation
     after commit (undone if the task cannot be sent)."""
     # 429 here when the assistant is at its cap of concurrent generations; nothing is written either.
@@ -113,7 +128,9 @@ async def queue_reply(session: AsyncSession, dialog: Dialog, message: Message, r
         # 402 insufficient_balance here rolls the whole request back: nothing written, nothing queued.
         # Last before the commit: the balance row stays locked for as short a time as possible.
         try:
-            await holds.hold_for_reply(session, dialog, reply.id, message.content)
+            # The prompt generation will use: the recorded version, then the dialog's instructions.
+            system_prompt = "\n\n".join(p for p in (assistant.system_prompt, dialog.instructions) if p)
+            await holds.hold_for_reply(session, dialog.owner_id, reply, system_prompt, message.content)
         except ServiceError:
             await chat_slots.release(dialog.assistant_id, reply.id)
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,12 @@ class Job:
     assistant_id: uuid.UUID
     storage_key: str
     kind: str
+    run_id: uuid.UUID | None = None  # the indexing run (None: the upload's)
+
+
+# Reserves the cost of embedding a job's chunks (their total tokens) before any is embedded; returns None,
+# or why the document cannot be indexed (its owner's balance does not cover it).
+Reserve = Callable[[Job, int], str | None]
 
 
 def status_event(
@@ -63,10 +70,13 @@ def announce_status(session: AsyncSession, bus: EventBus, document: Document) ->
 
 
 class Indexer:
-    def __init__(self, bus: EventBus, storage: FileStorage, embedder: Embedder) -> None:
+    def __init__(
+        self, bus: EventBus, storage: FileStorage, embedder: Embedder, reserve: Reserve | None = None
+    ) -> None:
         self.bus = bus
         self.storage = storage
         self.embedder = embedder
+        self.reserve = reserve
 
     def run(self, document_id: uuid.UUID, attempt: int) -> str:
         """Index one attempt of a document; returns the outcome (a status, ``skipped`` or ``lost``)."""
@@ -83,6 +93,10 @@ class Indexer:
             return self.fail(job, "The uploaded file is missing from storage")
         settings = get_settings()
         chunks = chunk_text(text, settings.chunk_tokens, settings.chunk_overlap_tokens)
+        if self.reserve is not None:
+            refusal = self.reserve(job, sum(c.token_count for c in chunks))
+            if refusal is not None:
+                return self.fail(job, refusal)
         if not self._set(job, DocumentStatus.embedding, 0.0):
             return "lost"
         vectors: list[list[float]] = []
@@ -157,12 +171,19 @@ class Indexer:
                     status=DocumentStatus.parsing, progress=0.0, error=None, heartbeat_at=datetime.now(UTC)
                 )
                 .returning(
-                    Document.owner_id, Document.assistant_id, Document.storage_key, Document.content_type
+                    Document.owner_id,
+                    Document.assistant_id,
+                    Document.storage_key,
+                    Document.content_type,
+                    Document.index_run_id,
                 )
             ).first()
         if row is None:
             return None
-        return Job(document_id, attempt, row.owner_id, row.assistant_id, row.storage_key, row.content_type)
+        return Job(
+            document_id, attempt, row.owner_id, row.assistant_id, row.storage_key, row.content_type,
+            row.index_run_id,
+        )  # fmt: skip
 
     def _set(self, job: Job, status: DocumentStatus, progress: float, *, publish: bool = True) -> bool:
         with session_scope() as session:

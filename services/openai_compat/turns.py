@@ -69,12 +69,12 @@ async def start(
         for role, text in conversation[:-1]
         if text
     ]
-    message, reply = messages.turn_rows(dialog, question, request_id)
+    message, reply = messages.turn_rows(dialog, assistant, question, request_id)
     # One flush: the dialog first (the unit of work orders tables by their foreign keys), then the
     # messages in this order, which is the dialog's message order.
     session.add_all([dialog, *history, message, reply])
     await session.flush()
-    await messages.queue_reply(session, dialog, message, reply)
+    await messages.queue_reply(session, dialog, assistant, message, reply)
     outbox.on_dispatch_failure(session, _undo_dialog(dialog.id))
     return StartedCompletion(dialog.id, reply.id)
 

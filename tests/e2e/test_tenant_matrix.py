@@ -42,6 +42,11 @@ NOT_TENANT_SCOPED: dict[tuple[str, str], str] = {
     ("POST", "/api/widget/{public_key}/sessions"): "public by design: anonymous visitors of the widget",
 }
 
+# Routes without a tenant's id that answer every signed-in user the same platform-wide data, and why.
+SHARED_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/api/models"): "the priced chat models any owner may choose; no tenant's data",
+}
+
 # Role-gated routes: a plain user (B) is refused with 403 whatever the id.
 ADMIN_PREFIX = "/api/admin/"
 # The OpenAI-compatible API: authenticated by API keys, never by a user's token, and answering errors in
@@ -275,6 +280,11 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
         ("POST", "/api/dialogs/{dialog_id}/messages"),
         ("POST", "/api/dialogs"),
     } <= checked
+
+    for (method, route), _reason in SHARED_ROUTES.items():
+        r = await http.request(method, route, headers=b.headers)
+        assert r.status_code == 200 and SECRET not in r.text, (method, route, r.text)
+        assert r.json() == (await http.request(method, route, headers=a.account.headers)).json()
 
     assert owned_rows(database_url, a.account.user_id) == before, "B's calls changed A's rows"
     for kind in ("assistant_id", "dialog_id", "document_id"):
