@@ -110,6 +110,9 @@ class AssistantIn(Strict):
     widget_allowed_origins: WidgetOrigins | None = None
     greeting: str | None = Field(default=None, min_length=1, max_length=4096)
     telegram_streaming: bool = False
+    widget_messages_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    widget_messages_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
+    widget_daily_spend_cap_micros: int | None = Field(default=None, ge=0, le=10**15)
 
 
 class AssistantPatch(Strict):
@@ -124,6 +127,9 @@ class AssistantPatch(Strict):
     widget_allowed_origins: WidgetOrigins | None = None
     greeting: str | None = Field(default=None, min_length=1, max_length=4096)
     telegram_streaming: bool = False
+    widget_messages_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    widget_messages_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
+    widget_daily_spend_cap_micros: int | None = Field(default=None, ge=0, le=10**15)
 
 
 class AssistantOut(Out):
@@ -140,6 +146,10 @@ class AssistantOut(Out):
     widget_allowed_origins: list[str] = []
     greeting: str | None = None
     telegram_streaming: bool = False
+    # Unset budgets follow CHATAI_WIDGET_MESSAGES_PER_MINUTE / _PER_DAY; an unset cap means no cap.
+    widget_messages_per_minute: int | None = None
+    widget_messages_per_day: int | None = None
+    widget_daily_spend_cap_micros: int | None = None
     created_at: datetime
 
 

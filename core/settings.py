@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     rate_limit_uploads_per_user: str = "60/hour"
     rate_limit_widget_sessions_per_ip: str = "30/minute"
     rate_limit_widget_sessions_per_assistant: str = "600/minute"
+    # Messages all visitors of one assistant's widget may send together (an assistant may set its own).
+    widget_messages_per_minute: int = 120
+    widget_messages_per_day: int = 5000
     max_concurrent_generations_per_assistant: int = 50  # queued or generating replies
     generation_slot_lease_seconds: int = 900  # a slot whose reply never ended is freed after this
 

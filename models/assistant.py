@@ -4,7 +4,7 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, false
+from sqlalchemy import BigInteger, ForeignKey, String, Text, false
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,4 +37,8 @@ class Assistant(IdMixin, TimestampMixin, Base):
     greeting: Mapped[str | None] = mapped_column(Text)
     # Telegram chats see the answer as it is written (one message edited at most once a second).
     telegram_streaming: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Widget traffic budgets (unset: the settings' defaults) and the owner's cap on a day's widget spending.
+    widget_messages_per_minute: Mapped[int | None]
+    widget_messages_per_day: Mapped[int | None]
+    widget_daily_spend_cap_micros: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.settings import get_settings
 from models import Assistant, User
+from models.assistant import new_public_key
 from services.errors import NotFound
 from services.pagination import Page, newest_first, page_of
 
@@ -53,6 +54,14 @@ async def update(
     assistant = await get_owned(session, owner, assistant_id)
     for name, value in changes.items():
         setattr(assistant, name, value)
+    await session.flush()
+    return assistant
+
+
+async def rotate_public_key(session: AsyncSession, owner: User, assistant_id: uuid.UUID) -> Assistant:
+    """A new public key: the old one opens no more widget sessions or pages (open sessions run out)."""
+    assistant = await get_owned(session, owner, assistant_id)
+    assistant.public_key = new_public_key()
     await session.flush()
     return assistant
 

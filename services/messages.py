@@ -16,7 +16,7 @@ from core.queues import TASKS
 from core.redis import async_redis
 from core.settings import get_settings
 from models import TERMINAL_STATUSES, Dialog, Message, MessageRole, ReplyStatus, Role, User
-from services import chat_slots, dialogs
+from services import chat_slots, dialogs, widget_budget
 from services.billing import holds
 from services.chat import cancellation
 from services.errors import Conflict, NotFound, ServiceError
@@ -37,19 +37,23 @@ async def post_message(
     content: str,
     idempotency_key: str | None = None,
     request_id: str | None = None,
+    via_widget: bool = False,
 ) -> PostedMessage:
     """Write the user message and its queued reply, and enqueue the generation after commit.
 
     While an operator holds the dialog only the user message is written, and it is published on the
     dialog's topic for the operator to see. The same ``idempotency_key`` within the window returns the
-    first request's rows and enqueues nothing.
+    first request's rows and enqueues nothing. A widget visitor's message also counts against the
+    assistant's widget budgets (429 when one is spent).
     """
     # The assistant comes along for the hold's price (a query fewer on the hottest endpoint).
-    dialog, _ = await dialogs.get_writable_with_assistant(session, user, dialog_id)
+    dialog, assistant = await dialogs.get_writable_with_assistant(session, user, dialog_id)
     if idempotency_key:
         earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
         if earlier is not None:
             return _same_request_or_conflict(earlier, dialog_id, content)
+    if via_widget:
+        await widget_budget.enforce(session, assistant)
     now = datetime.now(UTC)
     # Both rows with the same columns set, so one flush writes them in one INSERT (in this order: seq).
     message = Message(

@@ -56,7 +56,13 @@ async def post_message(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> PostMessageOut:
     posted = await messages.post_message(
-        session, caller.user, dialog_id, body.content, idempotency_key, request_id_var.get()
+        session,
+        caller.user,
+        dialog_id,
+        body.content,
+        idempotency_key,
+        request_id_var.get(),
+        via_widget=caller.widget_dialog_id is not None,
     )
     return PostMessageOut(
         message=PostedUserMessage(

@@ -260,6 +260,7 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
     assert len(checked) >= 15, checked
     assert {
         ("DELETE", "/api/assistants/{assistant_id}"),
+        ("POST", "/api/assistants/{assistant_id}/rotate-public-key"),
         ("DELETE", "/api/documents/{document_id}"),
         ("POST", "/api/dialogs/{dialog_id}/messages"),
         ("POST", "/api/dialogs"),
