@@ -9,7 +9,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.widget import normalize_origin
+from services.widget import normalize_origin, visitor_label
 
 T = TypeVar("T")
 
@@ -165,15 +165,21 @@ class DialogOut(Out):
     title: str | None
     status: str
     created_at: datetime
-    # Set on dialogs opened through the widget: the anonymous visitor, stable across their visits.
-    widget_end_user_id: uuid.UUID | None = None
     # The operator holding the dialog; while set, the assistant does not answer on its own.
     operator_id: uuid.UUID | None = None
+    # Read from the row, never shown: holding a visitor's id must not be needed to tell visitors apart.
+    widget_end_user_id: uuid.UUID | None = Field(default=None, exclude=True)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def via_widget(self) -> bool:
         return self.widget_end_user_id is not None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def visitor(self) -> str | None:
+        """A widget dialog's visitor as an opaque label, stable across their visits."""
+        return visitor_label(self.widget_end_user_id) if self.widget_end_user_id else None
 
 
 class MessageIn(Strict):
@@ -277,8 +283,10 @@ class SearchOut(BaseModel):
 
 # Widget
 class WidgetSessionIn(Strict):
-    # The visitor's id from an earlier session (kept in their browser): continues their dialog.
-    end_user_id: uuid.UUID | None = None
+    # The resume token of an earlier session (kept in the visitor's browser): continues their dialog.
+    resume_token: str | None = Field(default=None, max_length=200)
+    # Ignored: an end-user id no longer resumes anything (accepted so cached older scripts keep working).
+    end_user_id: uuid.UUID | None = Field(default=None, deprecated=True)
 
 
 class WidgetSessionOut(BaseModel):
@@ -286,7 +294,7 @@ class WidgetSessionOut(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
     dialog_id: uuid.UUID
-    end_user_id: uuid.UUID
+    resume_token: str
     greeting: str | None = None
 
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     widget_session_ttl_seconds: int = 3600  # the widget opens a new session when its token expires
+    # Signs widget visitors' resume tokens and keys their labels for staff. Unset: derived from jwt_secret.
+    # Changing it makes every visitor a new one (their dialogs stay, unreachable to them).
+    widget_secret: str | None = None
     signup_credit_micros: int | None = None
     # Verification accepts these algorithms only (never "none"); tokens are signed with the first.
     jwt_algorithms: list[Literal["HS256", "HS384", "HS512"]] = ["HS256"]

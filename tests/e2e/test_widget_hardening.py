@@ -9,6 +9,7 @@ import httpx
 
 from tests.e2e.test_widget_sessions import SHOP, bearer, open_session, widget_assistant
 from tests.fixtures.api import Account, signup
+from tests.fixtures.billing import sql
 
 
 async def configure(
@@ -89,3 +90,36 @@ async def test_a_rotated_public_key_refuses_the_old_one(client: httpx.AsyncClien
     stranger = await signup(client, "stranger")
     r = await client.post(f"/api/assistants/{shop['id']}/rotate-public-key", headers=stranger.headers)
     assert r.status_code == 404
+
+
+async def test_only_the_resume_token_reaches_a_visitors_dialog(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    owner = await signup(client, "resumer")
+    shop = await widget_assistant(client, owner, SHOP)
+    first = (await open_session(client, shop["public_key"])).json()
+    other = (await open_session(client, shop["public_key"])).json()
+    assert "end_user_id" not in first and first["resume_token"] != other["resume_token"]
+    ((end_user_id,),) = sql(
+        database_url, "SELECT widget_end_user_id::text FROM dialogs WHERE id = %s", first["dialog_id"]
+    )
+    payload, _, _ = first["resume_token"].rpartition(".")
+    forged = payload + "." + other["resume_token"].rpartition(".")[2]
+    for body in ({"end_user_id": end_user_id}, {"resume_token": end_user_id}, {"resume_token": forged}):
+        r = await open_session(client, shop["public_key"], **body)
+        assert r.status_code == 201, r.text
+        assert r.json()["dialog_id"] != first["dialog_id"], body
+    again = (await open_session(client, shop["public_key"], resume_token=first["resume_token"])).json()
+    assert again["dialog_id"] == first["dialog_id"]
+
+    # Staff tell visitors apart by an opaque label; the visitor's id is nowhere in what they read.
+    r = await client.get("/api/dialogs", params={"assistant_id": shop["id"]}, headers=owner.headers)
+    assert r.status_code == 200 and end_user_id not in r.text
+    labels = {d["id"]: d["visitor"] for d in r.json()["items"]}
+    assert (
+        labels[first["dialog_id"]].startswith("Visitor ")
+        and labels[first["dialog_id"]] != labels[other["dialog_id"]]
+    )
+    assert all("widget_end_user_id" not in d for d in r.json()["items"])
+    r = await client.get(f"/api/dialogs/{first['dialog_id']}", headers=owner.headers)
+    assert r.json()["visitor"] == labels[first["dialog_id"]] and end_user_id not in r.text
