@@ -9,6 +9,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, computed_field, model_validator
 from pydantic_core import PydanticCustomError
 
+from services import visitor_view
 from services.widget import normalize_origin, visitor_label
 
 T = TypeVar("T")
@@ -113,6 +114,7 @@ class AssistantIn(Strict):
     widget_messages_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     widget_messages_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
     widget_daily_spend_cap_micros: int | None = Field(default=None, ge=0, le=10**15)
+    widget_show_citations: bool = False
 
 
 class AssistantPatch(Strict):
@@ -130,6 +132,7 @@ class AssistantPatch(Strict):
     widget_messages_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     widget_messages_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
     widget_daily_spend_cap_micros: int | None = Field(default=None, ge=0, le=10**15)
+    widget_show_citations: bool = False
 
 
 class AssistantOut(Out):
@@ -150,6 +153,7 @@ class AssistantOut(Out):
     widget_messages_per_minute: int | None = None
     widget_messages_per_day: int | None = None
     widget_daily_spend_cap_micros: int | None = None
+    widget_show_citations: bool = False
     created_at: datetime
 
 
@@ -222,6 +226,10 @@ class MessageOut(BaseModel):
             completed_at=message.completed_at,
             author_id=message.author_id,
         )
+
+    def for_visitor(self, citation_titles: bool) -> MessageOut:
+        """What an anonymous widget visitor sees of this message."""
+        return MessageOut.model_validate(visitor_view.message(self.model_dump(), citation_titles))
 
 
 class PostedUserMessage(BaseModel):

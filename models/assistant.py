@@ -41,4 +41,6 @@ class Assistant(IdMixin, TimestampMixin, Base):
     widget_messages_per_minute: Mapped[int | None]
     widget_messages_per_day: Mapped[int | None]
     widget_daily_spend_cap_micros: Mapped[int | None] = mapped_column(BigInteger)
+    # Widget visitors see the titles of the documents a reply cited (staff always see the citations).
+    widget_show_citations: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -19,7 +19,7 @@ from models import TERMINAL_STATUSES, Dialog, Message, MessageRole, ReplyStatus,
 from services import chat_slots, dialogs, widget_budget
 from services.billing import holds
 from services.chat import cancellation
-from services.errors import Conflict, NotFound, ServiceError
+from services.errors import Conflict, InsufficientBalance, NotFound, ServiceError
 from services.pagination import Page
 
 
@@ -93,8 +93,11 @@ async def post_message(
         # Last before the commit: the balance row stays locked for as short a time as possible.
         try:
             await holds.hold_for_reply(session, dialog, reply.id, content)
-        except ServiceError:
+        except ServiceError as exc:
             await chat_slots.release(dialog.assistant_id, reply.id)
+            if via_widget and isinstance(exc, InsufficientBalance):
+                # The owner's balance is none of an anonymous visitor's business.
+                raise InsufficientBalance("The assistant cannot answer right now") from None
             raise
     outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
     outbox.on_dispatch_failure(session, _undo_post(message.id, reply.id))

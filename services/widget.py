@@ -170,15 +170,37 @@ async def open_session(
     return WidgetSession(token, ttl, dialog.id, resume_token(assistant.id, end_user_id), assistant.greeting)
 
 
-async def session_owner(session: AsyncSession, claims: AccessClaims) -> tuple[User, uuid.UUID]:
+async def citation_titles_allowed(session: AsyncSession, claims: AccessClaims) -> bool:
+    """Whether the owner lets the visitors of this widget session's assistant see cited titles."""
+    shown = await session.scalar(
+        select(Assistant.widget_show_citations).where(
+            Assistant.id == uuid.UUID(str(claims.scope.get("assistant_id")))
+        )
+    )
+    return bool(shown)
+
+
+@dataclass(frozen=True)
+class VisitorSession:
+    owner: User  # on whose behalf (and balance) the visitor chats
+    dialog_id: uuid.UUID  # the one dialog the session reaches
+    citation_titles: bool  # the owner lets visitors see the titles of cited documents
+
+
+async def session_owner(session: AsyncSession, claims: AccessClaims) -> VisitorSession:
     """The owner a widget token acts for and the one dialog it may reach; 401 when either is gone."""
     try:
         dialog_id = uuid.UUID(str(claims.scope.get("dialog_id")))
     except ValueError as exc:
         raise Unauthorized("This token cannot be used here") from exc
-    owner = await session.scalar(
-        select(User).join(Dialog, Dialog.owner_id == User.id).where(Dialog.id == dialog_id, User.is_active)
-    )
-    if owner is None:
+    row = (
+        await session.execute(
+            select(User, Assistant.widget_show_citations)
+            .join(Dialog, Dialog.owner_id == User.id)
+            .join(Assistant, Assistant.id == Dialog.assistant_id)
+            .where(Dialog.id == dialog_id, User.is_active)
+        )
+    ).first()
+    if row is None:
         raise Unauthorized("The widget session has ended")
-    return owner, dialog_id
+    return VisitorSession(row[0], dialog_id, row[1])

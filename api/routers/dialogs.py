@@ -77,14 +77,14 @@ async def list_messages(
     dialog_id: uuid.UUID, caller: DialogCaller, session: SessionDep, page: PageDep
 ) -> PageOut[MessageOut]:
     result = await messages.list_for_dialog(session, caller.user, dialog_id, page.limit, page.cursor)
-    return PageOut(items=[MessageOut.of(m) for m in result.items], next_cursor=result.next_cursor)
+    return PageOut(items=[caller.message_view(m) for m in result.items], next_cursor=result.next_cursor)
 
 
 @router.get("/messages/{message_id}", response_model=MessageOut)
 async def get_message(message_id: uuid.UUID, caller: DialogCaller, session: SessionDep) -> MessageOut:
     message = await messages.get_visible(session, caller.user, message_id)
     caller.ensure_dialog(message.dialog_id, not_found="Message not found")
-    return MessageOut.of(message)
+    return caller.message_view(message)
 
 
 @router.post("/messages/{message_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut)

@@ -3,13 +3,18 @@ public key can spend, and what a visitor can learn or reach."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
+import orjson
+import redis
 
+from core.events import EventBus
 from tests.e2e.test_widget_sessions import SHOP, bearer, open_session, widget_assistant
-from tests.fixtures.api import Account, signup
+from tests.fixtures.api import Account, WsClient, signup
 from tests.fixtures.billing import sql
+from tests.fixtures.stack import Stack
 
 
 async def configure(
@@ -123,3 +128,92 @@ async def test_only_the_resume_token_reaches_a_visitors_dialog(
     assert all("widget_end_user_id" not in d for d in r.json()["items"])
     r = await client.get(f"/api/dialogs/{first['dialog_id']}", headers=owner.headers)
     assert r.json()["visitor"] == labels[first["dialog_id"]] and end_user_id not in r.text
+
+
+GENERIC_ERROR = {"code": "reply_failed", "message": "The assistant could not answer. Please try again."}
+CITED = [
+    {
+        "document_id": str(uuid.uuid4()),
+        "chunk_id": str(uuid.uuid4()),
+        "filename": "internal-margins.xlsx",
+        "score": 0.9,
+    }
+]
+
+
+async def visitor_reply(http: httpx.AsyncClient, session: dict[str, Any], content: str) -> str:
+    r = await http.post(
+        f"/api/dialogs/{session['dialog_id']}/messages",
+        json={"content": content},
+        headers=bearer(session["session_token"]),
+    )
+    assert r.status_code == 202, r.text
+    return str(r.json()["reply"]["id"])
+
+
+async def test_visitors_get_a_generic_error_and_no_costs_usage_request_ids_or_filenames(
+    client: httpx.AsyncClient, stack: Stack, database_url: str
+) -> None:
+    owner = await signup(client, "sanitized")
+    shop = await widget_assistant(client, owner, SHOP)
+    session = (await open_session(client, shop["public_key"])).json()
+    visitor, topic = bearer(session["session_token"]), f"dialog:{session['dialog_id']}"
+    async with WsClient(stack.ws_url, session["session_token"]) as ws:
+        await ws.subscribe(topic)
+        failed = await visitor_reply(client, session, "hello [[fault:401]]")
+        frames = await ws.until("reply.failed", failed)
+        answered = await visitor_reply(client, session, "hello again [[tokens:4]]")
+        frames += await ws.until("reply.completed", answered)
+    events = {(f["type"], f["data"].get("reply_id")): f["data"] for f in frames}
+    assert events[("reply.failed", failed)] == {"reply_id": failed, "error": GENERIC_ERROR}
+    assert events[("reply.started", answered)] == {"reply_id": answered}, "no request id"
+    completed = events[("reply.completed", answered)]
+    assert completed["cost_micros"] is None and completed["citations"] == []
+    assert completed["usage"] == {"prompt_tokens": None, "completion_tokens": None}
+    assert "llm_auth_failed" not in str(frames) and "language model" not in str(frames)
+
+    # The owner sees what happened; the visitor sees the generic error over HTTP too.
+    r = await client.get(f"/api/messages/{failed}", headers=owner.headers)
+    assert r.json()["error"]["code"] == "llm_auth_failed"
+    r = await client.get(f"/api/messages/{failed}", headers=visitor)
+    assert r.json()["status"] == "failed" and r.json()["error"] == GENERIC_ERROR, r.text
+
+    # A settled reply that cited a document: cost, usage and filenames stay with staff.
+    sql(
+        database_url,
+        "UPDATE messages SET cost_micros = 4321, citations = %s::jsonb WHERE id = %s",
+        orjson.dumps(CITED).decode(),
+        answered,
+    )
+    r = await client.get(f"/api/messages/{answered}", headers=owner.headers)
+    assert r.json()["cost_micros"] == 4321 and r.json()["citations"] == CITED
+    r = await client.get(f"/api/dialogs/{session['dialog_id']}/messages", headers=visitor)
+    for message in r.json()["items"]:
+        assert message["cost_micros"] is None and message["citations"] == [], message
+        assert message["usage"] == {"prompt_tokens": None, "completion_tokens": None}
+    assert "internal-margins" not in r.text and "llm_auth_failed" not in r.text
+
+    # Where the owner allows it, visitors see the titles (and only the titles) of cited documents.
+    await configure(client, owner, shop, widget_show_citations=True)
+    r = await client.get(f"/api/messages/{answered}", headers=visitor)
+    assert r.json()["citations"] == [{"title": "internal-margins.xlsx"}]
+    bus = EventBus(sync_client=redis.Redis.from_url(stack.env["REDIS_URL"]))
+    async with WsClient(stack.ws_url, session["session_token"]) as ws:
+        await ws.subscribe(topic)
+        # What the worker publishes for a reply with citations, as staff receive it.
+        staff_view = {
+            "reply_id": answered,
+            "content": "x",
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+            "cost_micros": 7,
+            "citations": CITED,
+        }
+        bus.publish(topic, "reply.completed", staff_view)
+        (frame,) = [f for f in await ws.until("reply.completed", answered) if f["type"] == "reply.completed"]
+    assert frame["data"] == {
+        "reply_id": answered,
+        "content": "x",
+        "usage": {"prompt_tokens": None, "completion_tokens": None},
+        "cost_micros": None,
+        "citations": [{"title": "internal-margins.xlsx"}],
+    }
