@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from api.deps import SessionDep, _access_cookie, _bearer, current_user
-from api.schemas import MessageOut
+from api.schemas import DialogOut, MessageOut
 from core import revocation
 from core.logging import user_id_var
 from core.security import TokenError, decode_access_token
@@ -34,6 +34,11 @@ class Caller:
         """A widget session reaches its own dialog only; anything else does not exist for it."""
         if self.widget_dialog_id is not None and dialog_id != self.widget_dialog_id:
             raise NotFound(not_found)
+
+    def dialog_view(self, dialog: Any) -> DialogOut:
+        """The dialog as this caller may see it: a widget visitor is not told which operator holds it."""
+        shown = DialogOut.model_validate(dialog)
+        return shown if self.widget_dialog_id is None else shown.model_copy(update={"operator_id": None})
 
     def message_view(self, message: Any) -> MessageOut:
         """The message as this caller may see it: staff in full, a widget visitor sanitized."""

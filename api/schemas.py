@@ -306,6 +306,22 @@ class WidgetSessionOut(BaseModel):
     greeting: str | None = None
 
 
+class OperatorInvitationIn(Strict):
+    email: EmailStr
+
+
+class InvitationSentOut(BaseModel):
+    # The same answer whoever the email belongs to, if anyone: it tells the owner nothing about accounts.
+    status: Literal["invited"] = "invited"
+
+
+class OperatorInvitationOut(Out):
+    id: uuid.UUID
+    assistant_id: uuid.UUID
+    assistant_name: str
+    created_at: datetime
+
+
 class AssignedOperatorOut(Out):
     id: uuid.UUID
     email: str

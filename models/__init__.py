@@ -18,7 +18,7 @@ from models.billing import (
 )
 from models.dialog import TERMINAL_STATUSES, Dialog, DialogStatus, Message, MessageRole, ReplyStatus
 from models.knowledge import Chunk, Document, DocumentStatus
-from models.operator import AssistantOperator
+from models.operator import AssistantOperator, OperatorInvitation
 from models.telegram import BotStatus, SendState, TelegramBot, TelegramChat, TelegramSend
 from models.user import RefreshToken, Role, User
 
@@ -42,6 +42,7 @@ __all__ = [
     "DocumentStatus",
     "Message",
     "MessageRole",
+    "OperatorInvitation",
     "Price",
     "RefreshToken",
     "ReplyStatus",

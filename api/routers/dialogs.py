@@ -39,7 +39,7 @@ async def list_dialogs(
 
 @router.get("/dialogs/{dialog_id}", response_model=DialogOut)
 async def get_dialog(dialog_id: uuid.UUID, caller: DialogCaller, session: SessionDep) -> DialogOut:
-    return DialogOut.model_validate(await dialogs.get_visible(session, caller.user, dialog_id))
+    return caller.dialog_view(await dialogs.get_visible(session, caller.user, dialog_id))
 
 
 @router.post(

@@ -1,5 +1,5 @@
-"""widget hardening: per-assistant widget message budgets, a daily widget spending cap, and whether
-widget visitors see citation titles
+"""widget hardening: per-assistant widget message budgets, a daily widget spending cap, whether widget
+visitors see citation titles; operator invitations
 
 Revision ID: 0016
 Revises: 0011
@@ -25,9 +25,32 @@ def upgrade() -> None:
         "assistants",
         sa.Column("widget_show_citations", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
+    op.create_table(
+        "operator_invitations",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("assistant_id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assistant_id"],
+            ["assistants.id"],
+            name=op.f("fk_operator_invitations_assistant_id_assistants"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_operator_invitations_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_invitations")),
+        sa.UniqueConstraint("assistant_id", "user_id", name=op.f("uq_operator_invitations_assistant_id")),
+    )
+    op.create_index(
+        op.f("ix_operator_invitations_user_id"), "operator_invitations", ["user_id"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_operator_invitations_user_id"), table_name="operator_invitations")
+    op.drop_table("operator_invitations")
     op.drop_column("assistants", "widget_show_citations")
     op.drop_column("assistants", "widget_daily_spend_cap_micros")
     op.drop_column("assistants", "widget_messages_per_day")

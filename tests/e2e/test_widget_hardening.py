@@ -217,3 +217,47 @@ async def test_visitors_get_a_generic_error_and_no_costs_usage_request_ids_or_fi
         "cost_micros": None,
         "citations": [{"title": "internal-margins.xlsx"}],
     }
+
+
+async def test_visitors_see_an_operator_by_display_name_only(
+    client: httpx.AsyncClient, stack: Stack, database_url: str
+) -> None:
+    owner = await signup(client, "desk")
+    shop = await widget_assistant(client, owner, SHOP)
+    op = await signup(client, "olga")
+    sql(database_url, "UPDATE users SET role = 'operator', name = 'Olga' WHERE id = %s", op.user_id)
+    # Assigned as an accepted invitation leaves it (how is tested with operators).
+    sql(
+        database_url,
+        "INSERT INTO assistant_operators (assistant_id, operator_id) VALUES (%s, %s)",
+        shop["id"],
+        op.user_id,
+    )
+    session = (await open_session(client, shop["public_key"])).json()
+    dialog_id, visitor = session["dialog_id"], bearer(session["session_token"])
+    async with WsClient(stack.ws_url, session["session_token"]) as ws:
+        await ws.subscribe(f"dialog:{dialog_id}")
+        assert (
+            await client.post(f"/api/dialogs/{dialog_id}/takeover", headers=op.headers)
+        ).status_code == 200
+        joined = (await ws.until("dialog.operator_joined"))[-1]["data"]
+        r = await client.post(
+            f"/api/dialogs/{dialog_id}/operator-messages",
+            json={"content": "Hello there."},
+            headers=op.headers,
+        )
+        answer_id = r.json()["id"]
+        answer = (await ws.until("reply.completed", answer_id))[-1]["data"]
+        r = await client.get(f"/api/dialogs/{dialog_id}", headers=visitor)
+        assert r.status_code == 200 and r.json()["operator_id"] is None, "held, but not said by whom"
+        assert (await client.post(f"/api/dialogs/{dialog_id}/release", headers=op.headers)).status_code == 200
+        left = (await ws.until("dialog.operator_left"))[-1]["data"]
+    assert joined == left == {"dialog_id": dialog_id, "operator_name": "Olga"}
+    assert answer["content"] == "Hello there." and "author_id" not in answer
+    assert op.user_id not in str(ws.frames) and op.email not in str(ws.frames)
+    for path in (f"/api/dialogs/{dialog_id}/messages", f"/api/messages/{answer_id}"):
+        r = await client.get(path, headers=visitor)
+        assert r.status_code == 200 and op.user_id not in r.text and op.email not in r.text, r.text
+    # Staff still see who answered.
+    r = await client.get(f"/api/messages/{answer_id}", headers=owner.headers)
+    assert r.json()["author_id"] == op.user_id
