@@ -61,17 +61,17 @@ def resumed_visitor(token: str | None, assistant_id: uuid.UUID) -> uuid.UUID | N
     """The visitor a resume token was issued to for this assistant; None for anything else."""
     if not token or not token.startswith(RESUME_PREFIX):
         return None
-    payload_text, _, mac_text = token.removeprefix(RESUME_PREFIX).partition(".")
     try:
-        payload = base64.urlsafe_b64decode(payload_text)
-        mac = base64.urlsafe_b64decode(mac_text)
+        payload = base64.urlsafe_b64decode(token.removeprefix(RESUME_PREFIX).partition(".")[0])
     except (binascii.Error, ValueError):
         return None
-    if len(payload) != 32 or not hmac.compare_digest(mac, _mac(b"resume", payload)):
+    if len(payload) != 32 or payload[:16] != assistant_id.bytes:
         return None
-    if payload[:16] != assistant_id.bytes:
-        return None
-    return uuid.UUID(bytes=payload[16:])
+    visitor = uuid.UUID(bytes=payload[16:])
+    # Only the exact token this server issues for the visitor: signature and encoding both.
+    return (
+        visitor if hmac.compare_digest(token.encode(), resume_token(assistant_id, visitor).encode()) else None
+    )
 
 
 def visitor_label(end_user_id: uuid.UUID) -> str:
