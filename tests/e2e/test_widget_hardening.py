@@ -12,7 +12,7 @@ import redis
 
 from core.events import EventBus
 from tests.e2e.test_widget_sessions import SHOP, bearer, open_session, widget_assistant
-from tests.fixtures.api import Account, WsClient, signup
+from tests.fixtures.api import Account, WsClient, new_dialog, signup
 from tests.fixtures.billing import sql
 from tests.fixtures.stack import Stack
 
@@ -261,3 +261,15 @@ async def test_visitors_see_an_operator_by_display_name_only(
     # Staff still see who answered.
     r = await client.get(f"/api/messages/{answer_id}", headers=owner.headers)
     assert r.json()["author_id"] == op.user_id
+
+
+async def test_a_visitor_is_not_told_the_owners_balance(client: httpx.AsyncClient, database_url: str) -> None:
+    owner = await signup(client, "broke")
+    shop = await widget_assistant(client, owner, SHOP)
+    sql(database_url, "UPDATE balances SET balance_micros = held_micros WHERE user_id = %s", owner.user_id)
+    r = await visitor_message(client, shop["public_key"])
+    assert r.status_code == 402 and r.json()["error"]["details"] is None, r.text
+    assert "micros" not in r.text
+    _, dialog_id = await new_dialog(client, owner)
+    r = await client.post(f"/api/dialogs/{dialog_id}/messages", json={"content": "hi"}, headers=owner.headers)
+    assert r.status_code == 402 and r.json()["error"]["details"]["available_micros"] == 0, "the owner is"
