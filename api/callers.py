@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from api.deps import SessionDep, _access_cookie, _bearer, current_user
+from api.schemas import DialogOut, MessageOut
 from core import revocation
 from core.logging import user_id_var
 from core.security import TokenError, decode_access_token
@@ -27,11 +28,22 @@ class Caller:
     user: User
     widget_dialog_id: uuid.UUID | None = None
     widget_end_user_id: uuid.UUID | None = None
+    citation_titles: bool = False  # a widget visitor may see the titles of cited documents
 
     def ensure_dialog(self, dialog_id: uuid.UUID, not_found: str = "Dialog not found") -> None:
         """A widget session reaches its own dialog only; anything else does not exist for it."""
         if self.widget_dialog_id is not None and dialog_id != self.widget_dialog_id:
             raise NotFound(not_found)
+
+    def dialog_view(self, dialog: Any) -> DialogOut:
+        """The dialog as this caller may see it: a widget visitor is not told which operator holds it."""
+        shown = DialogOut.model_validate(dialog)
+        return shown if self.widget_dialog_id is None else shown.model_copy(update={"operator_id": None})
+
+    def message_view(self, message: Any) -> MessageOut:
+        """The message as this caller may see it: staff in full, a widget visitor sanitized."""
+        shown = MessageOut.of(message)
+        return shown if self.widget_dialog_id is None else shown.for_visitor(self.citation_titles)
 
     @property
     def rate_key(self) -> str:
@@ -54,9 +66,9 @@ async def dialog_caller(
         return Caller(await current_user(request, session, credentials, cookie_token))
     if await revocation.is_revoked(claims):
         raise Unauthorized("The session token has been revoked")
-    owner, dialog_id = await widget.session_owner(session, claims)
-    user_id_var.set(str(owner.id))
-    caller = Caller(owner, dialog_id, claims.subject)
+    visitor = await widget.session_owner(session, claims)
+    user_id_var.set(str(visitor.owner.id))
+    caller = Caller(visitor.owner, visitor.dialog_id, claims.subject, visitor.citation_titles)
     dialog_in_path = request.path_params.get("dialog_id")
     if dialog_in_path is not None:
         try:

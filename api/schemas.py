@@ -19,7 +19,8 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from services.conversations.widget import normalize_origin
+from services.conversations import visitor_view
+from services.conversations.widget import normalize_origin, visitor_label
 
 T = TypeVar("T")
 
@@ -130,6 +131,10 @@ class AssistantIn(Strict):
     widget_allowed_origins: WidgetOrigins | None = None
     greeting: str | None = Field(default=None, min_length=1, max_length=4096)
     telegram_streaming: bool = False
+    widget_messages_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    widget_messages_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
+    widget_daily_spend_cap_micros: int | None = Field(default=None, ge=0, le=10**15)
+    widget_show_citations: bool = False
 
 
 class AssistantPatch(Strict):
@@ -145,6 +150,10 @@ class AssistantPatch(Strict):
     widget_allowed_origins: Omittable[WidgetOrigins] = None
     greeting: str | None = Field(default=None, min_length=1, max_length=4096)
     telegram_streaming: Omittable[bool] = None
+    widget_messages_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    widget_messages_per_day: int | None = Field(default=None, ge=1, le=100_000_000)
+    widget_daily_spend_cap_micros: int | None = Field(default=None, ge=0, le=10**15)
+    widget_show_citations: Omittable[bool] = None
 
 
 class AssistantOut(Out):
@@ -161,6 +170,11 @@ class AssistantOut(Out):
     widget_allowed_origins: list[str] = []
     greeting: str | None = None
     telegram_streaming: bool = False
+    # Unset budgets follow CHATAI_WIDGET_MESSAGES_PER_MINUTE / _PER_DAY; an unset cap means no cap.
+    widget_messages_per_minute: int | None = None
+    widget_messages_per_day: int | None = None
+    widget_daily_spend_cap_micros: int | None = None
+    widget_show_citations: bool = False
     created_at: datetime
 
 
@@ -178,15 +192,21 @@ class DialogOut(Out):
     # Where it was opened: app (console or /api), widget, telegram, or api (the /v1 API).
     source: str
     created_at: datetime
-    # Set on dialogs opened through the widget: the anonymous visitor, stable across their visits.
-    widget_end_user_id: uuid.UUID | None = None
     # The operator holding the dialog; while set, the assistant does not answer on its own.
     operator_id: uuid.UUID | None = None
+    # Read from the row, never shown: holding a visitor's id must not be needed to tell visitors apart.
+    widget_end_user_id: uuid.UUID | None = Field(default=None, exclude=True)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def via_widget(self) -> bool:
         return self.widget_end_user_id is not None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def visitor(self) -> str | None:
+        """A widget dialog's visitor as an opaque label, stable across their visits."""
+        return visitor_label(self.widget_end_user_id) if self.widget_end_user_id else None
 
 
 class MessageIn(Strict):
@@ -236,6 +256,10 @@ class MessageOut(BaseModel):
             max_tokens=message.max_tokens,
             temperature=message.temperature,
         )
+
+    def for_visitor(self, citation_titles: bool) -> MessageOut:
+        """What an anonymous widget visitor sees of this message."""
+        return MessageOut.model_validate(visitor_view.message(self.model_dump(), citation_titles))
 
 
 class PostedUserMessage(BaseModel):
@@ -297,8 +321,10 @@ class SearchOut(BaseModel):
 
 # Widget
 class WidgetSessionIn(Strict):
-    # The visitor's id from an earlier session (kept in their browser): continues their dialog.
-    end_user_id: uuid.UUID | None = None
+    # The resume token of an earlier session (kept in the visitor's browser): continues their dialog.
+    resume_token: str | None = Field(default=None, max_length=200)
+    # Ignored: an end-user id no longer resumes anything (accepted so cached older scripts keep working).
+    end_user_id: uuid.UUID | None = Field(default=None, deprecated=True)
 
 
 class WidgetSessionOut(BaseModel):
@@ -306,8 +332,24 @@ class WidgetSessionOut(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
     dialog_id: uuid.UUID
-    end_user_id: uuid.UUID
+    resume_token: str
     greeting: str | None = None
+
+
+class OperatorInvitationIn(Strict):
+    email: EmailStr
+
+
+class InvitationSentOut(BaseModel):
+    # The same answer whoever the email belongs to, if anyone: it tells the owner nothing about accounts.
+    status: Literal["invited"] = "invited"
+
+
+class OperatorInvitationOut(Out):
+    id: uuid.UUID
+    assistant_id: uuid.UUID
+    assistant_name: str
+    created_at: datetime
 
 
 class AssignedOperatorOut(Out):

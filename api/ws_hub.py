@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +66,11 @@ class _Sub:
     key: EventKey | None
     buffer: deque[tuple[EventKey, str, str]] | None = field(default_factory=deque)  # while catching up
     task: asyncio.Task[None] | None = None
+    # What this subscriber may see of a frame (None: nothing); unset, every frame as published.
+    view: Callable[[str], str | None] | None = None
+
+    def shown(self, text: str) -> str | None:
+        return text if self.view is None else self.view(text)
 
 
 class Client:
@@ -178,14 +184,22 @@ class Hub:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    def subscribe(self, client: Client, topic: str, client_topic: str, last_event_id: str | None) -> None:
+    def subscribe(
+        self,
+        client: Client,
+        topic: str,
+        client_topic: str,
+        last_event_id: str | None,
+        view: Callable[[str], str | None] | None = None,
+    ) -> None:
         """Deliver ``topic``: events after ``last_event_id`` ("0": all retained; None: live only), then
-        ``subscribed``, then live events. Returns at once; the catch-up runs in a task."""
+        ``subscribed``, then live events, each through ``view`` when given. Returns at once; the
+        catch-up runs in a task."""
         if last_event_id is not None and not EVENT_ID.fullmatch(last_event_id):
             raise ValueError("last_event_id is not an event id")
         self.unsubscribe(client, topic)
         key = None if last_event_id is None else event_key(last_event_id)
-        sub = client.subs[topic] = _Sub(client, topic, client_topic, last_event_id, key)
+        sub = client.subs[topic] = _Sub(client, topic, client_topic, last_event_id, key, view=view)
         channel = channel_name(topic)
         if channel not in self._channels:
             self._channels[channel], self._ready[channel] = set(), asyncio.Event()
@@ -282,7 +296,10 @@ class Hub:
         EVENT_BUS_LAG.observe(max(0.0, time.time() - key[0] / 1000))
         for sub in list(self._channels.get(channel, ())):
             if sub.buffer is None:
-                if (sub.key is None or key > sub.key) and sub.client.send(text, event=True):
+                if sub.key is not None and key <= sub.key:
+                    continue
+                shown = sub.shown(text)
+                if shown is None or sub.client.send(shown, event=True):
                     sub.key, sub.last_id = key, event_id
             elif len(sub.buffer) < self._queue_size:
                 sub.buffer.append((key, event_id, text))
@@ -327,7 +344,9 @@ class Hub:
 
     async def _deliver(self, sub: _Sub, key: EventKey, event_id: str, text: str) -> None:
         if sub.key is None or key > sub.key:
-            await sub.client.put(text)
+            shown = sub.shown(text)
+            if shown is not None:
+                await sub.client.put(shown)
             sub.key, sub.last_id = key, event_id
 
     @staticmethod

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     widget_session_ttl_seconds: int = 3600  # the widget opens a new session when its token expires
+    # Signs widget visitors' resume tokens and keys their labels for staff. Unset: derived from jwt_secret.
+    # Changing it makes every visitor a new one (their dialogs stay, unreachable to them).
+    widget_secret: str | None = None
     signup_credit_micros: int | None = None
     # Verification accepts these algorithms only (never "none"); tokens are signed with the first.
     jwt_algorithms: list[Literal["HS256", "HS384", "HS512"]] = ["HS256"]
@@ -64,6 +67,9 @@ class Settings(BaseSettings):
     rate_limit_widget_sessions_per_ip: str = "30/minute"
     rate_limit_widget_sessions_per_assistant: str = "600/minute"
     rate_limit_api_key: str = "60/minute"  # /v1 requests of one API key
+    # Messages all visitors of one assistant's widget may send together (an assistant may set its own).
+    widget_messages_per_minute: int = 120
+    widget_messages_per_day: int = 5000
     max_concurrent_generations_per_assistant: int = 50  # queued or generating replies
     generation_slot_lease_seconds: int = 900  # a slot whose reply never ended is freed after this
 

@@ -28,7 +28,7 @@ from models.dialog import (
     ReplyStatus,
 )
 from models.knowledge import Chunk, Document, DocumentStatus
-from models.operator import AssistantOperator
+from models.operator import AssistantOperator, OperatorInvitation
 from models.telegram import BotStatus, SendState, TelegramBot, TelegramChat, TelegramSend
 from models.user import RefreshToken, Role, User
 
@@ -55,6 +55,7 @@ __all__ = [
     "DocumentStatus",
     "Message",
     "MessageRole",
+    "OperatorInvitation",
     "Price",
     "PriceKind",
     "RefreshToken",

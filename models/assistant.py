@@ -4,7 +4,7 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, false
+from sqlalchemy import BigInteger, ForeignKey, String, Text, false
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,6 +39,12 @@ class Assistant(IdMixin, TimestampMixin, Base):
     telegram_streaming: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The AssistantPrompt holding the current system_prompt: a reply records it when it is accepted.
     prompt_version_id: Mapped[uuid.UUID | None]
+    # Widget traffic budgets (unset: the settings' defaults) and the owner's cap on a day's widget spending.
+    widget_messages_per_minute: Mapped[int | None]
+    widget_messages_per_day: Mapped[int | None]
+    widget_daily_spend_cap_micros: Mapped[int | None] = mapped_column(BigInteger)
+    # Widget visitors see the titles of the documents a reply cited (staff always see the citations).
+    widget_show_citations: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

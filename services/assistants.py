@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.settings import get_settings
 from models import Assistant, AssistantPrompt, User
+from models.assistant import new_public_key
 from services.billing import pricing
 from services.errors import NotFound
 from services.knowledge.files import forget_assistant_files
@@ -74,6 +75,14 @@ async def update(
     await session.flush()
     if prompt_changed or assistant.prompt_version_id is None:
         await _new_prompt_version(session, assistant)
+    return assistant
+
+
+async def rotate_public_key(session: AsyncSession, owner: User, assistant_id: uuid.UUID) -> Assistant:
+    """A new public key: the old one opens no more widget sessions or pages (open sessions run out)."""
+    assistant = await get_owned(session, owner, assistant_id)
+    assistant.public_key = new_public_key()
+    await session.flush()
     return assistant
 
 

@@ -38,6 +38,11 @@ async def update_assistant(
     return AssistantOut.model_validate(await assistants.update(session, user, assistant_id, changes))
 
 
+@router.post("/{assistant_id}/rotate-public-key", response_model=AssistantOut)
+async def rotate_public_key(assistant_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> AssistantOut:
+    return AssistantOut.model_validate(await assistants.rotate_public_key(session, user, assistant_id))
+
+
 @router.delete("/{assistant_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_assistant(assistant_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
     await assistants.delete(session, user, assistant_id)

@@ -39,7 +39,7 @@ async def list_dialogs(
 
 @router.get("/dialogs/{dialog_id}", response_model=DialogOut)
 async def get_dialog(dialog_id: uuid.UUID, caller: DialogCaller, session: SessionDep) -> DialogOut:
-    return DialogOut.model_validate(await dialogs.get_visible(session, caller.user, dialog_id))
+    return caller.dialog_view(await dialogs.get_visible(session, caller.user, dialog_id))
 
 
 @router.post(
@@ -56,7 +56,13 @@ async def post_message(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> PostMessageOut:
     posted = await messages.post_message(
-        session, caller.user, dialog_id, body.content, idempotency_key, request_id_var.get()
+        session,
+        caller.user,
+        dialog_id,
+        body.content,
+        idempotency_key,
+        request_id_var.get(),
+        via_widget=caller.widget_dialog_id is not None,
     )
     return PostMessageOut(
         message=PostedUserMessage(
@@ -71,14 +77,14 @@ async def list_messages(
     dialog_id: uuid.UUID, caller: DialogCaller, session: SessionDep, page: PageDep
 ) -> PageOut[MessageOut]:
     result = await messages.list_for_dialog(session, caller.user, dialog_id, page.limit, page.cursor)
-    return PageOut(items=[MessageOut.of(m) for m in result.items], next_cursor=result.next_cursor)
+    return PageOut(items=[caller.message_view(m) for m in result.items], next_cursor=result.next_cursor)
 
 
 @router.get("/messages/{message_id}", response_model=MessageOut)
 async def get_message(message_id: uuid.UUID, caller: DialogCaller, session: SessionDep) -> MessageOut:
     message = await messages.get_visible(session, caller.user, message_id)
     caller.ensure_dialog(message.dialog_id, not_found="Message not found")
-    return MessageOut.of(message)
+    return caller.message_view(message)
 
 
 @router.post("/messages/{message_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=MessageOut)

@@ -1,4 +1,5 @@
-"""Operators: owners assign them to assistants; operators take dialogs over, answer, and hand them back."""
+"""Operators: owners invite them to assistants and they accept; they take dialogs over, answer, and hand
+them back."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from api.deps import BusDep, CurrentUser, PageDep, SessionDep
-from api.schemas import AssignedOperatorOut, DialogOut, MessageIn, MessageOut, PageOut
-from services.conversations import operators
+from api.schemas import (
+    AssignedOperatorOut,
+    DialogOut,
+    InvitationSentOut,
+    MessageIn,
+    MessageOut,
+    OperatorInvitationIn,
+    OperatorInvitationOut,
+    PageOut,
+)
+from services.conversations import operator_invitations, operators
 
 router = APIRouter(prefix="/api", tags=["operators"])
 
@@ -23,11 +33,38 @@ async def list_operators(
     )
 
 
-@router.put("/assistants/{assistant_id}/operators/{user_id}", response_model=AssignedOperatorOut)
-async def assign_operator(
-    assistant_id: uuid.UUID, user_id: uuid.UUID, user: CurrentUser, session: SessionDep
-) -> AssignedOperatorOut:
-    return AssignedOperatorOut.model_validate(await operators.assign(session, user, assistant_id, user_id))
+@router.post(
+    "/assistants/{assistant_id}/operator-invitations",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=InvitationSentOut,
+)
+async def invite_operator(
+    assistant_id: uuid.UUID, body: OperatorInvitationIn, user: CurrentUser, session: SessionDep
+) -> InvitationSentOut:
+    await operator_invitations.invite(session, user, assistant_id, body.email)
+    return InvitationSentOut()
+
+
+@router.get("/operator-invitations", response_model=PageOut[OperatorInvitationOut])
+async def list_invitations(
+    user: CurrentUser, session: SessionDep, page: PageDep
+) -> PageOut[OperatorInvitationOut]:
+    result = await operator_invitations.list_pending(session, user, page.limit, page.cursor)
+    return PageOut(
+        items=[OperatorInvitationOut.model_validate(i) for i in result.items], next_cursor=result.next_cursor
+    )
+
+
+@router.post("/operator-invitations/{invitation_id}/accept", status_code=status.HTTP_204_NO_CONTENT)
+async def accept_invitation(invitation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+    await operator_invitations.accept(session, user, invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/operator-invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def decline_invitation(invitation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+    await operator_invitations.decline(session, user, invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete("/assistants/{assistant_id}/operators/{user_id}", status_code=status.HTTP_204_NO_CONTENT)

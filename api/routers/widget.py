@@ -45,14 +45,14 @@ async def open_session(
     settings = get_settings()
     await enforce(settings.rate_limit_widget_sessions_per_ip, "widget-ip", client_ip(request))
     await enforce(settings.rate_limit_widget_sessions_per_assistant, "widget-assistant", public_key[:100])
-    end_user_id = body.end_user_id if body is not None else None
-    opened = await widget.open_session(session, public_key, origin, _own_origins(request), end_user_id)
+    resume = body.resume_token if body is not None else None
+    opened = await widget.open_session(session, public_key, origin, _own_origins(request), resume)
     return WidgetSessionOut(
         session_token=opened.token,
         token_type="bearer",
         expires_in=opened.expires_in,
         dialog_id=opened.dialog_id,
-        end_user_id=opened.end_user_id,
+        resume_token=opened.resume_token,
         greeting=opened.greeting,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from core.security import AccessClaims, TokenError, decode_access_token
 from core.settings import get_settings
 from core.unit_of_work import unit_of_work
 from services.accounts import auth
+from services.conversations import visitor_view, widget
 from services.conversations.access import resolve_topic
 from services.errors import Unauthorized
 
@@ -116,12 +118,17 @@ async def _subscribe(hub: Hub, client: Client, claims: AccessClaims, frame: dict
     if _subscribed_topic(client, topic) is None and len(client.subs) >= MAX_TOPICS:
         client.send(_error("bad_request", f"at most {MAX_TOPICS} topics per connection", topic=topic))
         return
+    view = None
     async with unit_of_work() as session:
         internal = await resolve_topic(session, claims, topic)
+        if internal is not None and claims.kind == widget.TOKEN_KIND:
+            # An anonymous visitor: each frame as a visitor may see it.
+            titles = await widget.citation_titles_allowed(session, claims)
+            view = functools.partial(visitor_view.frame, titles_allowed=titles)
     if internal is None:
         client.send(_error("not_found", "no such topic", topic=topic))
         return
-    hub.subscribe(client, internal, topic, last_event_id)
+    hub.subscribe(client, internal, topic, last_event_id, view)
 
 
 async def _serve(websocket: WebSocket, hub: Hub, client: Client, claims: AccessClaims) -> None:

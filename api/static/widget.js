@@ -133,9 +133,9 @@
     var stored = null;
     try { stored = localStorage.getItem(storageKey); } catch (e) { /* storage blocked: a new visitor each time */ }
     session = null;
-    return call("POST", "/api/widget/" + encodeURIComponent(key) + "/sessions", stored ? { end_user_id: stored } : {})
+    return call("POST", "/api/widget/" + encodeURIComponent(key) + "/sessions", stored ? { resume_token: stored } : {})
       .then(function (s) {
-        try { localStorage.setItem(storageKey, s.end_user_id); } catch (e) { /* ignore */ }
+        try { localStorage.setItem(storageKey, s.resume_token); } catch (e) { /* ignore */ }
         session = { token: s.session_token, dialogId: s.dialog_id, greeting: s.greeting };
         return call("GET", "/api/dialogs/" + s.dialog_id + "/messages?limit=200");
       })

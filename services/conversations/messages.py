@@ -18,8 +18,8 @@ from core.settings import get_settings
 from models import TERMINAL_STATUSES, Assistant, Dialog, Message, MessageRole, ReplyStatus, Role, User
 from services.billing import holds
 from services.chat import cancellation
-from services.conversations import chat_slots, dialogs
-from services.errors import Conflict, NotFound, ServiceError
+from services.conversations import chat_slots, dialogs, widget_budget
+from services.errors import Conflict, InsufficientBalance, NotFound, ServiceError
 from services.pagination import Page
 
 
@@ -37,12 +37,14 @@ async def post_message(
     content: str,
     idempotency_key: str | None = None,
     request_id: str | None = None,
+    via_widget: bool = False,
 ) -> PostedMessage:
     """Write the user message and its queued reply, and enqueue the generation after commit.
 
     While an operator holds the dialog only the user message is written, and it is published on the
     dialog's topic for the operator to see. The same ``idempotency_key`` within the window returns the
-    first request's rows and enqueues nothing.
+    first request's rows and enqueues nothing. A widget visitor's message also counts against the
+    assistant's widget budgets (429 when one is spent).
     """
     # The assistant comes along for the reply's generation settings (a query fewer on the hottest endpoint).
     dialog, assistant = await dialogs.get_writable_with_assistant(session, user, dialog_id)
@@ -50,6 +52,8 @@ async def post_message(
         earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
         if earlier is not None:
             return _same_request_or_conflict(earlier, dialog_id, content)
+    if via_widget:
+        await widget_budget.enforce(session, assistant)
     message, reply = turn_rows(dialog, assistant, content, request_id, idempotency_key)
     held = dialog.operator_id is not None
     rows = [message] if held else [message, reply]
@@ -71,7 +75,7 @@ async def post_message(
     if held:
         _publish_created(session, message)
         return PostedMessage(message, None)
-    await queue_reply(session, dialog, assistant, message, reply)
+    await queue_reply(session, dialog, assistant, message, reply, via_widget=via_widget)
     return PostedMessage(message, reply)
 
 
@@ -118,7 +122,12 @@ def written_message(
 
 
 async def queue_reply(
-    session: AsyncSession, dialog: Dialog, assistant: Assistant, message: Message, reply: Message
+    session: AsyncSession,
+    dialog: Dialog,
+    assistant: Assistant,
+    message: Message,
+    reply: Message,
+    via_widget: bool = False,
 ) -> None:
     """Take a generation slot and the reply's hold for rows already flushed, and enqueue its generation
     after commit (undone if the task cannot be sent)."""
@@ -131,8 +140,11 @@ async def queue_reply(
             # The prompt generation will use: the recorded version, then the dialog's instructions.
             system_prompt = "\n\n".join(p for p in (assistant.system_prompt, dialog.instructions) if p)
             await holds.hold_for_reply(session, dialog.owner_id, reply, system_prompt, message.content)
-        except ServiceError:
+        except ServiceError as exc:
             await chat_slots.release(dialog.assistant_id, reply.id)
+            if via_widget and isinstance(exc, InsufficientBalance):
+                # The owner's balance is none of an anonymous visitor's business.
+                raise InsufficientBalance("The assistant cannot answer right now") from None
             raise
     outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
     outbox.on_dispatch_failure(session, _undo_post(message.id, reply.id))

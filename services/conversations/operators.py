@@ -1,5 +1,5 @@
-"""Operators: owners assign them to assistants; they read those dialogs, take one over, answer by hand,
-and hand it back.
+"""Operators: assigned to assistants (by accepting an owner's invitation, ``operator_invitations``); they
+read those dialogs, take one over, answer by hand, and hand it back.
 
 While a dialog is held (``Dialog.operator_id``), posting a user message queues no reply; the operator's
 messages are assistant-role messages with ``author_id`` set, completed at once, published as
@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
@@ -36,30 +35,6 @@ class AssignedOperator:
     created_at: datetime  # when they were assigned
 
 
-async def assign(
-    session: AsyncSession, owner: User, assistant_id: uuid.UUID, user_id: uuid.UUID
-) -> AssignedOperator:
-    """Assign a user with the ``operator`` role to one of ``owner``'s assistants (again: no change)."""
-    assistant = await assistants.get_owned(session, owner, assistant_id)
-    user = await session.scalar(select(User).where(User.id == user_id, User.is_active))
-    if user is None:
-        raise NotFound("User not found")
-    if user.role != Role.operator:
-        raise Conflict("Only users with the operator role can be assigned")
-    await session.execute(
-        insert(AssistantOperator)
-        .values(assistant_id=assistant.id, operator_id=user.id, created_at=datetime.now(UTC))
-        .on_conflict_do_nothing()
-    )
-    assigned_at = await session.scalar(
-        select(AssistantOperator.created_at).where(
-            AssistantOperator.assistant_id == assistant.id, AssistantOperator.operator_id == user.id
-        )
-    )
-    assert assigned_at is not None
-    return AssignedOperator(user.id, user.email, user.name, assigned_at)
-
-
 async def unassign(
     session: AsyncSession, owner: User, assistant_id: uuid.UUID, user_id: uuid.UUID, bus: EventBus
 ) -> None:
@@ -78,8 +53,9 @@ async def unassign(
         .values(operator_id=None)
         .returning(Dialog.id)
     )
+    name = await _name(session, user_id)
     for dialog_id in released.all():
-        _publish(session, bus, dialog_id, "dialog.operator_left", _operator_event(dialog_id, user_id))
+        _publish(session, bus, dialog_id, "dialog.operator_left", _operator_event(dialog_id, user_id, name))
 
 
 async def list_assigned(
@@ -120,7 +96,8 @@ async def release(session: AsyncSession, user: User, dialog_id: uuid.UUID, bus: 
         raise Conflict("Another operator holds this dialog")
     dialog.operator_id = None
     await session.flush()
-    _publish(session, bus, dialog.id, "dialog.operator_left", _operator_event(dialog.id, holder))
+    data = _operator_event(dialog.id, holder, await _name(session, holder))
+    _publish(session, bus, dialog.id, "dialog.operator_left", data)
     return dialog
 
 
@@ -170,5 +147,10 @@ def _publish(
     outbox.after_commit(session, lambda: bus.apublish(topic, kind, data))
 
 
-def _operator_event(dialog_id: uuid.UUID, operator_id: uuid.UUID, name: str | None = None) -> dict[str, Any]:
+async def _name(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(User.name).where(User.id == user_id))
+
+
+def _operator_event(dialog_id: uuid.UUID, operator_id: uuid.UUID, name: str | None) -> dict[str, Any]:
+    # Staff receive the id; widget visitors see only the name (services.conversations.visitor_view).
     return {"dialog_id": str(dialog_id), "operator_id": str(operator_id), "operator_name": name}

@@ -3,9 +3,20 @@ their assistants' dialogs, and a takeover silences the assistant until the dialo
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
-from tests.fixtures.api import Account, WsClient, new_dialog, poll_reply, post_message, signup
+from tests.fixtures.api import (
+    Account,
+    WsClient,
+    assign_operator,
+    invite_operator,
+    new_dialog,
+    poll_reply,
+    post_message,
+    signup,
+)
 from tests.fixtures.billing import sql
 from tests.fixtures.stack import Stack
 
@@ -14,10 +25,6 @@ async def operator(http: httpx.AsyncClient, database_url: str) -> Account:
     account = await signup(http, "operator")
     sql(database_url, "UPDATE users SET role = 'operator' WHERE id = %s", account.user_id)
     return account
-
-
-async def assign(http: httpx.AsyncClient, owner: Account, assistant_id: str, user_id: str) -> httpx.Response:
-    return await http.put(f"/api/assistants/{assistant_id}/operators/{user_id}", headers=owner.headers)
 
 
 async def unassign(
@@ -36,8 +43,7 @@ async def test_takeover_silences_the_assistant_and_the_operator_answers_over_the
     owner = await signup(client, "owner")
     op = await operator(client, database_url)
     assistant_id, dialog_id = await new_dialog(client, owner)
-    r = await assign(client, owner, assistant_id, op.user_id)
-    assert r.status_code == 200 and r.json()["id"] == op.user_id, r.text
+    await assign_operator(client, owner, assistant_id, op)
     r = await client.get(f"/api/assistants/{assistant_id}/operators", headers=owner.headers)
     assert [o["id"] for o in r.json()["items"]] == [op.user_id]
     topic = f"dialog:{dialog_id}"
@@ -101,7 +107,7 @@ async def test_holding_rules(client: httpx.AsyncClient, database_url: str) -> No
     first, second = await operator(client, database_url), await operator(client, database_url)
     assistant_id, dialog_id = await new_dialog(client, owner)
     for op in (first, second):
-        assert (await assign(client, owner, assistant_id, op.user_id)).status_code == 200
+        await assign_operator(client, owner, assistant_id, op)
 
     content = {"content": "hello"}
     r = await client.post(f"/api/dialogs/{dialog_id}/operator-messages", json=content, headers=first.headers)
@@ -126,9 +132,10 @@ async def test_holding_rules(client: httpx.AsyncClient, database_url: str) -> No
     )
     assert error_code(r) == (404, "not_found")
 
-    # Only users with the operator role can be assigned.
+    # Only users with the operator role can be assigned: a plain user is never even invited.
     plain = await signup(client, "plain")
-    assert error_code(await assign(client, owner, assistant_id, plain.user_id)) == (409, "conflict")
+    assert (await invite_operator(client, owner, assistant_id, plain.email)).status_code == 202
+    assert (await client.get("/api/operator-invitations", headers=plain.headers)).json()["items"] == []
 
 
 async def test_an_operator_sees_only_the_dialogs_of_assigned_assistants(
@@ -139,7 +146,7 @@ async def test_an_operator_sees_only_the_dialogs_of_assigned_assistants(
     assigned_assistant, assigned = await new_dialog(client, owner)
     _, unassigned = await new_dialog(client, owner)
     _, foreign = await new_dialog(client, stranger)
-    assert (await assign(client, owner, assigned_assistant, op.user_id)).status_code == 200
+    await assign_operator(client, owner, assigned_assistant, op)
     posted = {d: await post_message(client, acct, d, "secret [[tokens:3]]")
               for d, acct in ((assigned, owner), (unassigned, owner), (foreign, stranger))}  # fmt: skip
 
@@ -190,7 +197,9 @@ async def test_an_owner_cannot_assign_operators_to_another_tenants_assistant(
     owner, intruder = await signup(client, "owner"), await signup(client, "intruder")
     op = await operator(client, database_url)
     assistant_id, _ = await new_dialog(client, owner)
-    assert error_code(await assign(client, intruder, assistant_id, op.user_id)) == (404, "not_found")
+    r = await invite_operator(client, intruder, assistant_id, op.email)
+    assert error_code(r) == (404, "not_found")
+    assert (await client.get("/api/operator-invitations", headers=op.headers)).json()["items"] == []
     path = f"/api/assistants/{assistant_id}/operators"
     assert error_code(await client.get(path, headers=intruder.headers)) == (404, "not_found")
     r = await client.delete(f"{path}/{op.user_id}", headers=intruder.headers)
@@ -198,4 +207,51 @@ async def test_an_owner_cannot_assign_operators_to_another_tenants_assistant(
     r = await client.get(path, headers=owner.headers)
     assert r.status_code == 200 and r.json()["items"] == []
     r = await client.get("/api/dialogs", headers=op.headers)
+    assert r.json()["items"] == []
+
+
+async def test_operators_are_assigned_only_by_accepting_an_invitation(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    owner, plain = await signup(client, "inviter"), await signup(client, "plain")
+    op = await operator(client, database_url)
+    assistant_id, _ = await new_dialog(client, owner)
+    # Assigning by user id (an id a widget visitor could once read in events) is gone.
+    r = await client.put(f"/api/assistants/{assistant_id}/operators/{op.user_id}", headers=owner.headers)
+    assert r.status_code == 405
+
+    # An operator, a user without the role, an unknown email: one answer, so it tells the owner nothing.
+    answers = set()
+    for email in (op.email, plain.email, f"nobody-{uuid.uuid4().hex[:8]}@example.com", op.email.upper()):
+        r = await invite_operator(client, owner, assistant_id, email)
+        answers.add((r.status_code, r.text))
+    assert answers == {(202, '{"status":"invited"}')}
+    path = f"/api/assistants/{assistant_id}/operators"
+    assert (await client.get(path, headers=owner.headers)).json()["items"] == [], "not before accepting"
+
+    r = await client.get("/api/operator-invitations", headers=op.headers)
+    (invitation,) = r.json()["items"]
+    assert (invitation["assistant_id"], invitation["assistant_name"]) == (assistant_id, "Helper")
+    accept = f"/api/operator-invitations/{invitation['id']}/accept"
+    for other in (plain, owner):
+        assert error_code(await client.post(accept, headers=other.headers)) == (404, "not_found")
+    assert (await client.post(accept, headers=op.headers)).status_code == 204
+    r = await client.get(path, headers=owner.headers)
+    assert [o["id"] for o in r.json()["items"]] == [op.user_id]
+    assert error_code(await client.post(accept, headers=op.headers)) == (404, "not_found")
+
+    # Unassigning an unknown id and a non-operator's id answer alike too.
+    unknown = await client.delete(f"{path}/{uuid.uuid4()}", headers=owner.headers)
+    not_operator = await client.delete(f"{path}/{plain.user_id}", headers=owner.headers)
+    assert (unknown.status_code, unknown.json()) == (not_operator.status_code, not_operator.json())
+    assert error_code(unknown) == (404, "not_found")
+
+    # An operator may decline instead.
+    second, _ = await new_dialog(client, owner)
+    assert (await invite_operator(client, owner, second, op.email)).status_code == 202
+    (invitation,) = (await client.get("/api/operator-invitations", headers=op.headers)).json()["items"]
+    r = await client.delete(f"/api/operator-invitations/{invitation['id']}", headers=op.headers)
+    assert r.status_code == 204
+    assert (await client.get("/api/operator-invitations", headers=op.headers)).json()["items"] == []
+    r = await client.get(f"/api/assistants/{second}/operators", headers=owner.headers)
     assert r.json()["items"] == []

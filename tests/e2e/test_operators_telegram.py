@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.api import signup
+from tests.fixtures.api import assign_operator, signup
 from tests.fixtures.billing import sql
 from tests.fixtures.fake_telegram import FakeTelegram
 from tests.fixtures.processes import wait_for
@@ -55,8 +55,7 @@ async def test_the_operators_answer_reaches_the_telegram_chat_instead_of_the_ass
 
     op = await signup(http, "operator")
     sql(database_url, "UPDATE users SET role = 'operator' WHERE id = %s", op.user_id)
-    r = await http.put(f"/api/assistants/{assistant_id}/operators/{op.user_id}", headers=bot.owner.headers)
-    assert r.status_code == 200, r.text
+    await assign_operator(http, bot.owner, assistant_id, op)
     assert (await http.post(f"/api/dialogs/{dialog_id}/takeover", headers=op.headers)).status_code == 200
 
     assert (await deliver(http, bot, text_update(CHAT, "a human please [[tokens:3]]"))).status_code == 200

@@ -134,6 +134,20 @@ def telegram_bot(database_url: str, a: TenantA) -> str:
     return str(bot_id)
 
 
+async def operator_invitation(http: httpx.AsyncClient, database_url: str, a: TenantA) -> str:
+    """An invitation from A to an operator of A's, still pending."""
+    op = await signup(http, "tenant-a-operator")
+    sql(database_url, "UPDATE users SET role = 'operator' WHERE id = %s", op.user_id)
+    r = await http.post(
+        f"/api/assistants/{a.ids['assistant_id'][0]}/operator-invitations",
+        json={"email": op.email},
+        headers=a.account.headers,
+    )
+    assert r.status_code == 202, r.text
+    (invitation,) = (await http.get("/api/operator-invitations", headers=op.headers)).json()["items"]
+    return str(invitation["id"])
+
+
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
@@ -253,6 +267,7 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
 ) -> None:
     a = await tenant_a(http)
     a.ids["bot_id"] = [telegram_bot(database_url, a)]
+    a.ids["invitation_id"] = [await operator_invitation(http, database_url, a)]
     b = await signup(http, "tenant-b")
     spec = (await http.get("/api/openapi.json")).json()
     before = owned_rows(database_url, a.account.user_id)
@@ -276,6 +291,10 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
     assert {
         ("DELETE", "/api/api-keys/{api_key_id}"),
         ("DELETE", "/api/assistants/{assistant_id}"),
+        ("POST", "/api/assistants/{assistant_id}/rotate-public-key"),
+        ("POST", "/api/assistants/{assistant_id}/operator-invitations"),
+        ("POST", "/api/operator-invitations/{invitation_id}/accept"),
+        ("DELETE", "/api/operator-invitations/{invitation_id}"),
         ("DELETE", "/api/documents/{document_id}"),
         ("POST", "/api/dialogs/{dialog_id}/messages"),
         ("POST", "/api/dialogs"),
@@ -306,7 +325,8 @@ async def test_every_protected_route_is_401_without_credentials(http: httpx.Asyn
     spec = (await http.get("/api/openapi.json")).json()
     ids = {name: [str(uuid.uuid4())] for name in ("assistant_id", "dialog_id", "message_id",
                                                     "document_id", "transaction_id", "user_id",
-                                                    "bot_id", "api_key_id")}  # fmt: skip
+                                                    "bot_id", "api_key_id",
+                                                    "invitation_id")}  # fmt: skip
     ids["model"] = ["*"]
     unlisted_public = []
     uncovered: list[str] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,7 +84,7 @@ async def test_token_reaches_its_dialog_and_nothing_else(client: httpx.AsyncClie
     assert r.status_code == 201, r.text
     session = r.json()
     token, dialog_id = session["session_token"], session["dialog_id"]
-    assert session["expires_in"] > 0 and uuid.UUID(session["end_user_id"])
+    assert session["expires_in"] > 0 and session["resume_token"]
 
     async with WsClient(stack.ws_url, token) as ws:
         await ws.subscribe(f"dialog:{dialog_id}")
@@ -141,20 +140,20 @@ async def test_returning_visitor_continues_and_owner_sees_widget_dialogs(client:
     owner = await signup(client, "lister")
     shop = await widget_assistant(client, owner, SHOP)
     first = (await open_session(client, shop["public_key"])).json()
-    again = (await open_session(client, shop["public_key"], end_user_id=first["end_user_id"])).json()
-    assert (again["dialog_id"], again["end_user_id"]) == (first["dialog_id"], first["end_user_id"])
+    again = (await open_session(client, shop["public_key"], resume_token=first["resume_token"])).json()
+    assert again["dialog_id"] == first["dialog_id"]
     assert again["session_token"] != first["session_token"]
     other = (await open_session(client, shop["public_key"])).json()
-    assert other["dialog_id"] != first["dialog_id"] and other["end_user_id"] != first["end_user_id"]
+    assert other["dialog_id"] != first["dialog_id"] and other["resume_token"] != first["resume_token"]
 
     r = await client.get("/api/dialogs", params={"assistant_id": shop["id"]}, headers=owner.headers)
     listed = {d["id"]: d for d in r.json()["items"]}
     assert set(listed) == {first["dialog_id"], other["dialog_id"]}
-    assert listed[first["dialog_id"]]["widget_end_user_id"] == first["end_user_id"]
+    assert listed[first["dialog_id"]]["visitor"].startswith("Visitor ")
     assert all(d["via_widget"] for d in listed.values())
     _, plain = await new_dialog(client, owner)
     r = await client.get(f"/api/dialogs/{plain}", headers=owner.headers)
-    assert r.json()["via_widget"] is False and r.json()["widget_end_user_id"] is None
+    assert r.json()["via_widget"] is False and r.json()["visitor"] is None
 
 
 async def test_sessions_are_rate_limited_per_assistant(client: httpx.AsyncClient) -> None:
