@@ -38,6 +38,12 @@ async def update_user(
             .values(revoked_at=datetime.now(UTC))
         )
         await revocation.revoke_all(user.id)
+        if not user.is_active:
+            # The visitors of their widgets chat on their behalf: those sessions end with the account.
+            ended = [revocation.widget_owner_session(user.id)]
+            revocation.announce_after_commit(
+                session, ended, revocation.REVOKED, revocation.WIDGET_SESSION_ENDED
+            )
         audit.record(session, USER_UPDATED, actor_id=admin.id, subject=str(user.id), ip=ip,
                      details={"before": before, "after": after})  # fmt: skip
     await session.flush()
