@@ -99,12 +99,18 @@ async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
 
 async def test_logout_revokes_the_refresh_token(client: httpx.AsyncClient) -> None:
     account = await signup(client, "ivy")
+    r = await client.post("/api/auth/refresh", json={"refresh_token": account.refresh_token})
+    rotated = r.json()
     r = await client.post(
-        "/api/auth/logout", json={"refresh_token": account.refresh_token}, headers=account.headers
+        "/api/auth/logout",
+        json={"refresh_token": rotated["refresh_token"]},
+        headers={"Authorization": f"Bearer {rotated['access_token']}"},
     )
     assert r.status_code == 204
-    r = await client.post("/api/auth/refresh", json={"refresh_token": account.refresh_token})
+    r = await client.post("/api/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
     assert r.status_code == 401
+    # The whole login ends: an access token issued from it before the rotation stops working too.
+    assert (await me(client, account.access_token)).status_code == 401
 
 
 async def test_validation_errors_list_the_fields(client: httpx.AsyncClient) -> None:
