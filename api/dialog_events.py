@@ -38,7 +38,7 @@ async def events_of(
     """Every event of the dialog's topic from its start (the dialog is new, so nothing is missed
     whenever this subscribes), and of ``topics`` from their retained start; ends if the hub drops it."""
     inbox = _Inbox()
-    client = hub.attach(inbox, V1_STREAMS, V1_EVENTS)
+    client = hub.attach(inbox, gauge=V1_STREAMS, delivered=V1_EVENTS)
     try:
         for topic in (dialog_topic(dialog_id), *topics):
             hub.subscribe(client, topic, topic, "0")

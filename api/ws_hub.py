@@ -6,6 +6,9 @@ frames from registration, waits for Redis to confirm the SUBSCRIBE, replays the 
 id, sends ``subscribed``, then flushes buffered frames newer than the last id sent. After a lost Redis
 connection every channel is re-subscribed and every subscription catches up the same way, so sockets
 stay open and miss nothing the stream retains.
+
+The same connection carries session revocations (``core.revocation``): a socket is closed (4001) when
+an announcement names one of its sessions, and when its token expires.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +28,7 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
+from core import revocation
 from core.events import EventBus, channel_name, stream_key
 from core.metrics import EVENT_BUS_LAG
 from core.redis import async_redis
@@ -38,6 +42,7 @@ WS_EVENTS_DELIVERED = Counter("chatai_ws_events_delivered_total", "Events sent t
 CLOSE_TOO_SLOW, REASON_TOO_SLOW = 4008, "too_slow: resume with last_event_id"
 CLOSE_UNAVAILABLE, REASON_UNAVAILABLE = 1013, "unavailable: resume with last_event_id"
 CLOSE_GOING_AWAY, REASON_GOING_AWAY = 1001, "going_away: resume with last_event_id"
+CLOSE_SESSION_ENDED, REASON_EXPIRED = 4001, "token_expired: reconnect with a new token"
 
 EventKey = tuple[int, int]
 EVENT_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
@@ -76,12 +81,18 @@ class _Sub:
 class Client:
     """One local socket: its subscriptions and its bounded send queue, drained by one writer task."""
 
-    def __init__(self, hub: Hub, conn: Connection, queue_size: int, gauge: Gauge, delivered: Counter) -> None:
+    def __init__(
+        self, hub: Hub, conn: Connection, queue_size: int, gauge: Gauge, delivered: Counter,
+        sessions: Iterable[str], issued_at: float,
+    ) -> None:  # fmt: skip
         self.conn = conn
         self.gauge = gauge
         self.delivered = delivered
         self.subs: dict[str, _Sub] = {}
         self.closed = False
+        self.sessions = frozenset(sessions)  # the revocation keys that close this socket
+        self.issued_at = issued_at
+        self.expiry: asyncio.TimerHandle | None = None
         self._hub = hub
         self._queue: asyncio.Queue[tuple[str, bool]] = asyncio.Queue(queue_size)
         # Replays wait for room below this mark, so live frames of other topics still fit.
@@ -132,6 +143,7 @@ class Hub:
         self._page = settings.ws_replay_page_size
         self._health = settings.ws_pubsub_health_seconds
         self._clients: set[Client] = set()
+        self._by_session: dict[str, set[Client]] = {}
         self._channels: dict[str, set[_Sub]] = {}  # the subscriptions of each channel we want
         self._ready: dict[str, asyncio.Event] = {}  # set once Redis has confirmed our SUBSCRIBE
         self._pending: dict[str, int] = {}  # SUBSCRIBEs queued or sent but not yet confirmed
@@ -157,11 +169,25 @@ class Hub:
         await asyncio.gather(*self._tasks, *self._closing, return_exceptions=True)
 
     def attach(
-        self, conn: Connection, gauge: Gauge = WS_CONNECTIONS, delivered: Counter = WS_EVENTS_DELIVERED
+        self,
+        conn: Connection,
+        sessions: Iterable[str] = (),
+        issued_at: float = 0.0,
+        expires_at: float | None = None,
+        gauge: Gauge = WS_CONNECTIONS,
+        delivered: Counter = WS_EVENTS_DELIVERED,
     ) -> Client:
-        """A local receiver of events: a WebSocket, or another consumer with metrics of its own."""
-        client = Client(self, conn, self._queue_size, gauge, delivered)
+        """A local receiver of events (a WebSocket, or another consumer with metrics of its own); it is
+        closed (4001) at ``expires_at`` and when a revocation names one of its sessions."""
+        client = Client(self, conn, self._queue_size, gauge, delivered, sessions, issued_at)
         self._clients.add(client)
+        for key in client.sessions:
+            self._by_session.setdefault(key, set()).add(client)
+        if expires_at is not None:
+            delay = max(0.0, expires_at - time.time())
+            client.expiry = asyncio.get_running_loop().call_later(
+                delay, self.close, client, CLOSE_SESSION_ENDED, REASON_EXPIRED
+            )
         gauge.inc()
         return client
 
@@ -171,6 +197,14 @@ class Hub:
             client.closed = True
             self._clients.discard(client)
             client.gauge.dec()
+            if client.expiry is not None:
+                client.expiry.cancel()
+            for key in client.sessions:
+                holders = self._by_session.get(key)
+                if holders is not None:
+                    holders.discard(client)
+                    if not holders:
+                        del self._by_session[key]
             for topic in list(client.subs):
                 self.unsubscribe(client, topic)
             if client.writer is not asyncio.current_task():
@@ -263,8 +297,7 @@ class Hub:
                     if sub.buffer is None:  # live: catch up on what the lost connection missed
                         sub.buffer = deque()
                         sub.task = asyncio.create_task(self._catch_up(sub, announce=False))
-            if self._channels:
-                await conn.send_command("SUBSCRIBE", *self._channels)
+            await conn.send_command("SUBSCRIBE", revocation.CHANNEL, *self._channels)
         return conn
 
     async def _read(self, conn: aioredis.Connection) -> None:
@@ -280,7 +313,11 @@ class Hub:
                 continue
             pinged = False
             if isinstance(response, list) and response[0] == b"message":
-                self._fan_out(response[1].decode(), response[2].decode())
+                channel = response[1].decode()
+                if channel == revocation.CHANNEL:
+                    self._end_sessions(response[2])
+                else:
+                    self._fan_out(channel, response[2].decode())
             elif isinstance(response, list) and response[0] == b"subscribe":
                 channel = response[1].decode()
                 left = self._pending.pop(channel, 1) - 1
@@ -305,6 +342,23 @@ class Hub:
                 sub.buffer.append((key, event_id, text))
             else:
                 self.close(sub.client, CLOSE_TOO_SLOW, REASON_TOO_SLOW)
+
+    def _end_sessions(self, payload: bytes) -> None:
+        """Close the local sockets a revocation names (those authorised before its time, if it has one)."""
+        try:
+            notice = orjson.loads(payload)
+            sessions = [key for key in notice["sessions"] if isinstance(key, str)]
+            reason = str(notice["reason"])
+            before = notice.get("issued_before")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("ws hub: unreadable revocation", extra={"error": repr(exc)})
+            return
+        # A close reason may hold at most 123 bytes.
+        reason = reason.encode()[:123].decode(errors="ignore")
+        for key in sessions:
+            for client in list(self._by_session.get(key, ())):
+                if not isinstance(before, int | float) or client.issued_at < before:
+                    self.close(client, CLOSE_SESSION_ENDED, reason)
 
     async def _catch_up(self, sub: _Sub, announce: bool) -> None:
         try:

@@ -340,7 +340,7 @@ class ChatClient:
         parts = urlsplit(self.api_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = parts.path.rstrip("/") + "/api/ws"
-        return urlunsplit((scheme, parts.netloc, path, urlencode({"token": self.access_token or ""}), ""))
+        return urlunsplit((scheme, parts.netloc, path, "", ""))
 
     async def connect(self) -> None:
         """Open the WebSocket, subscribe to the dialog and start reading events (once)."""
@@ -361,6 +361,8 @@ class ChatClient:
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 raise ChatError(f"cannot open the WebSocket at {self.api_url}/api/ws: {exc}") from exc
             try:
+                # The token goes in the first frame, not the URL, which proxies write to their logs.
+                await ws.send(json.dumps({"type": "auth", "token": self.access_token or ""}))
                 await self._subscribe(ws)
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd else None

@@ -50,6 +50,7 @@ class TASKS:
     telegram_stream_reply = "chatai.telegram.stream_reply"
     telegram_sweep_sends = "chatai.telegram.sweep_sends"
     telegram_check_webhooks = "chatai.telegram.check_webhooks"
+    telegram_sync_webhook = "chatai.telegram.sync_webhook"
     rollup_hourly = "chatai.analytics.rollup_hourly"
     rollup_daily = "chatai.analytics.rollup_daily"
     retention_cleanup = "chatai.analytics.retention_cleanup"
@@ -76,6 +77,7 @@ ROUTES: dict[str, str] = {
     TASKS.telegram_stream_reply: "telegram",
     TASKS.telegram_sweep_sends: "telegram",
     TASKS.telegram_check_webhooks: "telegram",
+    TASKS.telegram_sync_webhook: "telegram",
     TASKS.rollup_hourly: "analytics",
     TASKS.rollup_daily: "analytics",
     TASKS.retention_cleanup: "analytics",

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import revocation
 from core.settings import get_settings
 from models import Assistant, AssistantPrompt, User
 from models.assistant import new_public_key
@@ -92,3 +93,5 @@ async def delete(session: AsyncSession, owner: User, assistant_id: uuid.UUID) ->
     await forget_assistant_files(session, get_storage(), assistant.id)
     await session.delete(assistant)
     await session.flush()
+    ended = [revocation.widget_assistant_session(assistant.id)]
+    revocation.announce_after_commit(session, ended, revocation.REVOKED, revocation.WIDGET_SESSION_ENDED)

@@ -17,6 +17,7 @@ from core.redis import async_redis
 from core.settings import get_settings
 from core.taskqueue import send, send_all
 from core.unit_of_work import unit_of_work
+from services.errors import Unavailable
 from services.telegram import bots, inbox, sending, streaming
 from tasks import TRANSIENT
 from workers import loop
@@ -109,3 +110,16 @@ async def _check_webhooks() -> dict[str, int]:
     async with unit_of_work() as session:
         counts = await bots.check_webhooks(session, EventBus(async_client=async_redis()))
     return counts
+
+
+@celery_app.task(
+    name=TASKS.telegram_sync_webhook, autoretry_for=(*TRANSIENT, Unavailable), retry_backoff=True,
+    max_retries=8, acks_late=True,
+)  # fmt: skip
+def sync_webhook(bot_id: str) -> None:
+    loop.run(_sync_webhook(uuid.UUID(bot_id)), timeout=TIME_LIMIT)
+
+
+async def _sync_webhook(bot_id: uuid.UUID) -> None:
+    async with unit_of_work() as session:
+        await bots.sync_webhook(session, bot_id, EventBus(async_client=async_redis()))

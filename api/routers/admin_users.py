@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
-from api.deps import AdminUser, PageDep, SessionDep
+from api.deps import AdminUser, BusDep, PageDep, SessionDep
 from api.ratelimits import client_ip
 from api.schemas import Omittable, Out, PageOut, Strict, UserOut
 from models import Role
@@ -53,10 +53,10 @@ async def list_users(
 
 @router.patch("/users/{user_id}", response_model=AdminUserOut)
 async def update_user(
-    user_id: uuid.UUID, body: UserPatch, request: Request, admin: AdminUser, session: SessionDep
+    user_id: uuid.UUID, body: UserPatch, request: Request, admin: AdminUser, session: SessionDep, bus: BusDep
 ) -> AdminUserOut:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    user = await users_admin.update_user(session, admin, user_id, changes, client_ip(request))
+    user = await users_admin.update_user(session, admin, user_id, changes, client_ip(request), bus)
     return AdminUserOut.model_validate(user)
 
 

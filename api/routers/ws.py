@@ -1,17 +1,25 @@
-"""The WebSocket gateway ``GET /api/ws``: authenticate, then subscribe the socket to topics on the hub."""
+"""The WebSocket gateway ``GET /api/ws``: authenticate, then subscribe the socket to topics on the hub.
+
+The session is checked again on every subscribe (token expiry, revocation, the account or the widget
+session's owner still active), and the hub closes the socket (4001) when its token expires or a
+revocation names it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import time
+import uuid
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.ws_hub import EVENT_ID, Client, Hub
+from api.ws_hub import CLOSE_SESSION_ENDED, EVENT_ID, Client, Connection, Hub
 from core import revocation
 from core.logging import user_id_var
 from core.security import AccessClaims, TokenError, decode_access_token
@@ -55,7 +63,7 @@ def _parse(raw: str | bytes) -> dict[str, Any] | None:
     return frame if isinstance(frame, dict) else None
 
 
-async def _reject(websocket: WebSocket, close_code: int, code: str, message: str) -> None:
+async def _reject(websocket: Connection, close_code: int, code: str, message: str) -> None:
     try:
         await websocket.send_text(_error(code, message))
         # A close reason may hold at most 123 bytes.
@@ -64,8 +72,22 @@ async def _reject(websocket: WebSocket, close_code: int, code: str, message: str
         pass  # the client is already gone
 
 
-async def _authenticate(websocket: WebSocket) -> AccessClaims | None:
-    """The caller's claims from ``?token=`` or a first ``auth`` frame; None after closing the socket."""
+async def _session_owner(session: AsyncSession, claims: AccessClaims) -> uuid.UUID:
+    """Whom the socket's session acts for, checked now: the token has neither expired nor been revoked,
+    and the account (for a widget session: its owner, and its dialog) is still there and active."""
+    if claims.expires_at <= time.time():
+        raise Unauthorized("The access token has expired", code="token_expired")
+    if await revocation.is_revoked(claims):
+        raise Unauthorized("The token has been revoked")
+    if claims.kind == widget.TOKEN_KIND:
+        owner, _ = await widget.session_owner(session, claims)
+        return owner.id
+    return (await auth.active_user(session, claims.subject)).id
+
+
+async def _authenticate(websocket: WebSocket) -> tuple[AccessClaims, uuid.UUID] | None:
+    """The caller's claims from ``?token=`` (discouraged: URLs end up in logs) or a first ``auth``
+    frame, and whom they act for; None after closing the socket."""
     token = websocket.query_params.get("token")
     if token is None:
         timeout = get_settings().ws_auth_timeout_seconds
@@ -88,21 +110,15 @@ async def _authenticate(websocket: WebSocket) -> AccessClaims | None:
     except TokenError as exc:
         await _reject(websocket, CLOSE_UNAUTHORIZED, exc.code, exc.message)
         return None
-    if await revocation.is_revoked(claims):
-        await _reject(websocket, CLOSE_UNAUTHORIZED, "unauthorized", "the token has been revoked")
-        return None
-    if claims.kind == "user":
-        try:
-            async with unit_of_work() as session:
-                await auth.active_user(session, claims.subject)
-        except Unauthorized as exc:
-            await _reject(websocket, CLOSE_UNAUTHORIZED, "unauthorized", exc.message)
-            return None
-        except (OperationalError, DBAPIError):
-            log.warning("ws: database unavailable during auth")
-            await _reject(websocket, CLOSE_UNAVAILABLE, "unavailable", "try again later")
-            return None
-    return claims
+    try:
+        async with unit_of_work() as session:
+            return claims, await _session_owner(session, claims)
+    except Unauthorized as exc:
+        await _reject(websocket, CLOSE_UNAUTHORIZED, exc.code, exc.message)
+    except (OperationalError, DBAPIError):
+        log.warning("ws: database unavailable during auth")
+        await _reject(websocket, CLOSE_UNAVAILABLE, "unavailable", "try again later")
+    return None
 
 
 async def _subscribe(hub: Hub, client: Client, claims: AccessClaims, frame: dict[str, Any]) -> None:
@@ -119,12 +135,19 @@ async def _subscribe(hub: Hub, client: Client, claims: AccessClaims, frame: dict
         client.send(_error("bad_request", f"at most {MAX_TOPICS} topics per connection", topic=topic))
         return
     view = None
-    async with unit_of_work() as session:
-        internal = await resolve_topic(session, claims, topic)
-        if internal is not None and claims.kind == widget.TOKEN_KIND:
-            # An anonymous visitor: each frame as a visitor may see it.
-            titles = await widget.citation_titles_allowed(session, claims)
-            view = functools.partial(visitor_view.frame, titles_allowed=titles)
+    try:
+        async with unit_of_work() as session:
+            await _session_owner(session, claims)
+            internal = await resolve_topic(session, claims, topic)
+            if internal is not None and claims.kind == widget.TOKEN_KIND:
+                # An anonymous visitor: each frame as a visitor may see it.
+                titles = await widget.citation_titles_allowed(session, claims)
+                view = functools.partial(visitor_view.frame, titles_allowed=titles)
+    except Unauthorized as exc:
+        hub.detach(client)
+        why = "token_expired" if exc.code == "token_expired" else revocation.REVOKED
+        await _reject(client.conn, CLOSE_SESSION_ENDED, why, exc.message)
+        return
     if internal is None:
         client.send(_error("not_found", "no such topic", topic=topic))
         return
@@ -155,12 +178,14 @@ async def _serve(websocket: WebSocket, hub: Hub, client: Client, claims: AccessC
 @router.websocket("/api/ws")
 async def websocket_gateway(websocket: WebSocket) -> None:
     await websocket.accept()
-    claims = await _authenticate(websocket)
-    if claims is None:
+    authenticated = await _authenticate(websocket)
+    if authenticated is None:
         return
-    user_id_var.set(str(claims.subject))
+    claims, owner_id = authenticated
+    user_id_var.set(str(owner_id))
     hub: Hub = websocket.app.state.hub
-    client = hub.attach(websocket)
+    sessions = revocation.sessions_of(claims, owner_id if claims.kind == widget.TOKEN_KIND else None)
+    client = hub.attach(websocket, sessions, claims.issued_at, claims.expires_at)
     try:
         await _serve(websocket, hub, client, claims)
     except (OperationalError, DBAPIError):

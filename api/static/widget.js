@@ -169,11 +169,13 @@
   function connect() {
     if (stopped || polling || !session) return;
     if (!window.WebSocket) return startPolling();
-    var url = api.replace(/^http/, "ws") + "/api/ws?token=" + encodeURIComponent(session.token);
+    // The token goes in the first frame, never in the URL, which servers and proxies write to their logs.
+    var url = api.replace(/^http/, "ws") + "/api/ws";
     var ws;
     try { ws = new WebSocket(url); } catch (e) { return onDrop(); }
     socket = ws;
     ws.onopen = function () {
+      ws.send(JSON.stringify({ type: "auth", token: session.token }));
       // Until an event has been seen, "0" replays what is retained; finished replies ignore it.
       ws.send(JSON.stringify({ type: "subscribe", topic: "dialog:" + session.dialogId, last_event_id: lastEventId || "0" }));
     };
@@ -189,7 +191,8 @@
     ws.onclose = function (ev) {
       if (socket !== ws) return;
       socket = null;
-      if (ev.code === 4401 && /^token_expired/.test(ev.reason)) return reopen();
+      // The session's token expired or was revoked (4001 while open, 4401 on connecting): a new session.
+      if (ev.code === 4001 || (ev.code === 4401 && /^token_expired/.test(ev.reason))) return reopen();
       onDrop();
     };
   }

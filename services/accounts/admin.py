@@ -10,16 +10,23 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import revocation
+from core.events import EventBus
 from models import AuditEvent, RefreshToken, Role, User
 from services.accounts import audit
 from services.errors import NotFound
 from services.pagination import Page, newest_first, page_of
+from services.telegram import bots
 
 USER_UPDATED = "user_updated"
 
 
 async def update_user(
-    session: AsyncSession, admin: User, user_id: uuid.UUID, changes: dict[str, Any], ip: str | None
+    session: AsyncSession,
+    admin: User,
+    user_id: uuid.UUID,
+    changes: dict[str, Any],
+    ip: str | None,
+    bus: EventBus,
 ) -> User:
     user = await session.get(User, user_id)
     if user is None:
@@ -38,6 +45,16 @@ async def update_user(
             .values(revoked_at=datetime.now(UTC))
         )
         await revocation.revoke_all(user.id)
+        if not user.is_active:
+            # The visitors of their widgets chat on their behalf: those sessions end with the account.
+            ended = [revocation.widget_owner_session(user.id)]
+            revocation.announce_after_commit(
+                session, ended, revocation.REVOKED, revocation.WIDGET_SESSION_ENDED
+            )
+        if before["is_active"] != after["is_active"]:
+            # Their Telegram bots answer (and spend) on the account's behalf too.
+            change = bots.resume_owned if user.is_active else bots.suspend_owned
+            await change(session, user.id, bus)
         audit.record(session, USER_UPDATED, actor_id=admin.id, subject=str(user.id), ip=ip,
                      details={"before": before, "after": after})  # fmt: skip
     await session.flush()

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import revocation
 from core.security import (
     create_access_token,
     hash_password,
@@ -93,12 +94,14 @@ async def authenticate(session: AsyncSession, email: str, password: str, ip: str
 
 async def issue_tokens(session: AsyncSession, user: User, family_id: uuid.UUID | None = None) -> TokenPair:
     settings = get_settings()
-    access, ttl = create_access_token(user.id)
+    family_id = family_id or uuid.uuid4()
+    # The access token names its login, so ending the login (logout, reuse) ends the token too.
+    access, ttl = create_access_token(user.id, **{revocation.FAMILY_CLAIM: str(family_id)})
     refresh, refresh_hash = new_refresh_token()
     session.add(
         RefreshToken(
             user_id=user.id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             token_hash=refresh_hash,
             expires_at=datetime.now(UTC) + timedelta(seconds=settings.refresh_token_ttl_seconds),
         )
@@ -127,11 +130,13 @@ async def rotate_refresh_token(session: AsyncSession, token: str) -> TokenPair:
 
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
+    """End one login: its refresh tokens here, the access tokens issued from it in Redis."""
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
+    await revocation.revoke_family(family_id)
 
 
 async def logout(session: AsyncSession, user: User, refresh_token: str | None) -> None:
@@ -145,7 +150,8 @@ async def logout(session: AsyncSession, user: User, refresh_token: str | None) -
         )
         if family is None:
             return
-        query = query.where(RefreshToken.family_id == family)
+        await revoke_family(session, family)
+        return
     await session.execute(query.values(revoked_at=datetime.now(UTC)))
 
 

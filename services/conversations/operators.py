@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import outbox
+from core import outbox, revocation
 from core.events import EventBus, dialog_topic
 from models import AssistantOperator, Dialog, Message, MessageRole, ReplyStatus, Role, TelegramChat, User
 from services import assistants
@@ -56,6 +56,10 @@ async def unassign(
     name = await _name(session, user_id)
     for dialog_id in released.all():
         _publish(session, bus, dialog_id, "dialog.operator_left", _operator_event(dialog_id, user_id, name))
+    # Their open sockets may hold this assistant's dialogs: closed, they subscribe again to what they
+    # may still see.
+    sessions = [revocation.user_session(user_id)]
+    revocation.announce_after_commit(session, sessions, revocation.ACCESS_CHANGED, "subscribe again")
 
 
 async def list_assigned(

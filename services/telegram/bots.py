@@ -17,6 +17,7 @@ from telegram.error import InvalidToken, TelegramError
 
 from core import outbox, secretbox
 from core.events import EventBus, user_topic
+from core.queues import TASKS
 from core.settings import get_settings
 from models import BotStatus, TelegramBot, User
 from services import assistants
@@ -30,6 +31,8 @@ log = logging.getLogger("chatai.telegram")
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 # "<bot id>:<secret>": checked before the token goes into any URL.
 _TOKEN_SHAPE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,100}$")
+OWNER_DEACTIVATED = "The owner's account is deactivated"
+TOKEN_REJECTED = "Telegram rejected the bot token"
 
 
 class InvalidBotToken(ServiceError):
@@ -140,7 +143,7 @@ async def delete(session: AsyncSession, owner: User, bot_id: uuid.UUID) -> None:
 
 
 async def disable(session: AsyncSession, bot_id: uuid.UUID, reason: str, bus: EventBus) -> None:
-    """Stop using a bot whose token Telegram no longer accepts, and tell its owner."""
+    """Stop using a bot (its token was rejected, its owner deactivated), and tell its owner."""
     owner_id = await session.scalar(
         update(TelegramBot)
         .where(TelegramBot.id == bot_id, TelegramBot.status == BotStatus.active)
@@ -148,8 +151,71 @@ async def disable(session: AsyncSession, bot_id: uuid.UUID, reason: str, bus: Ev
         .returning(TelegramBot.owner_id)
     )
     if owner_id is not None:
-        data = {"bot_id": str(bot_id), "status": BotStatus.disabled.value, "reason": reason}
-        outbox.after_commit(session, lambda: bus.apublish(user_topic(owner_id), "bot.status", data))
+        _publish_status(session, bus, owner_id, bot_id, BotStatus.disabled, reason)
+
+
+def _publish_status(
+    session: AsyncSession,
+    bus: EventBus,
+    owner_id: uuid.UUID,
+    bot_id: uuid.UUID,
+    status: BotStatus,
+    reason: str | None,
+) -> None:
+    data = {"bot_id": str(bot_id), "status": status.value, "reason": reason}
+    outbox.after_commit(session, lambda: bus.apublish(user_topic(owner_id), "bot.status", data))
+
+
+async def suspend_owned(session: AsyncSession, owner_id: uuid.UUID, bus: EventBus) -> None:
+    """A deactivated account's bots stop answering (and spending) now; their webhooks go after the commit."""
+    bot_ids = await session.scalars(
+        select(TelegramBot.id).where(TelegramBot.owner_id == owner_id, TelegramBot.status == BotStatus.active)
+    )
+    for bot_id in bot_ids.all():
+        await disable(session, bot_id, OWNER_DEACTIVATED, bus)
+        outbox.enqueue(session, TASKS.telegram_sync_webhook, str(bot_id))
+
+
+async def resume_owned(session: AsyncSession, owner_id: uuid.UUID, bus: EventBus) -> None:
+    """A reactivated account gets back the bots its deactivation stopped (not those Telegram refused)."""
+    resumed = await session.scalars(
+        update(TelegramBot)
+        .where(
+            TelegramBot.owner_id == owner_id,
+            TelegramBot.status == BotStatus.disabled,
+            TelegramBot.disabled_reason == OWNER_DEACTIVATED,
+        )
+        .values(status=BotStatus.active, disabled_reason=None, updated_at=datetime.now(UTC))
+        .returning(TelegramBot.id)
+    )
+    for bot_id in resumed.all():
+        _publish_status(session, bus, owner_id, bot_id, BotStatus.active, None)
+        outbox.enqueue(session, TASKS.telegram_sync_webhook, str(bot_id))
+
+
+async def sync_webhook(session: AsyncSession, bot_id: uuid.UUID, bus: EventBus) -> None:
+    """Make Telegram match the bot's status: the webhook registered while it is active, removed while not.
+
+    Raises ``Unavailable`` while Telegram cannot be reached (the task retries)."""
+    bot = await session.scalar(select(TelegramBot).where(TelegramBot.id == bot_id).with_for_update())
+    if bot is None:
+        return
+    token = token_of(bot)
+    if bot.status == BotStatus.active:
+        try:
+            await _register(bot, token)
+        except InvalidBotToken:
+            await disable(session, bot.id, TOKEN_REJECTED, bus)
+    else:
+        try:
+            await (await clients().bot(token)).delete_webhook()
+        except InvalidToken:
+            pass  # Telegram holds no webhook for a token it rejects
+        except TelegramError as exc:
+            log.warning("deleteWebhook failed for bot %s: %s", bot.id, redact(str(exc), token))
+            raise Unavailable("Telegram could not be reached") from exc
+        bot.webhook_url = None
+    await session.flush()
 
 
 async def check_webhooks(session: AsyncSession, bus: EventBus) -> dict[str, int]:
@@ -185,7 +251,7 @@ async def check_webhooks(session: AsyncSession, bus: EventBus) -> dict[str, int]
     for bot, (outcome, info) in zip(bots, await asyncio.gather(*(check(b) for b in bots)), strict=True):
         counts[outcome] += 1
         if outcome == "disabled":
-            await disable(session, bot.id, "Telegram rejected the bot token", bus)
+            await disable(session, bot.id, TOKEN_REJECTED, bus)
         if info is not None:
             bot.pending_update_count = info.pending_update_count
             bot.last_webhook_error = info.last_error_message[:500] if info.last_error_message else None

@@ -58,6 +58,8 @@ async def handle_update(session: AsyncSession, bot_id: uuid.UUID, data: dict[str
     if row is None or row[0].status != BotStatus.active:
         return "ignored: bot gone or disabled"
     bot, owner, known_chat = row
+    if not owner.is_active:
+        return "ignored: owner deactivated"  # the bot is disabled with the account; this covers the race
     if parsed.my_chat_member is not None:
         return await _membership(session, bot, parsed.my_chat_member)
     message = parsed.message

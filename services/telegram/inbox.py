@@ -98,8 +98,9 @@ async def accept(
     return chat_key if schedule else None
 
 
-# Each API process remembers a bot's webhook secret and status briefly, so a webhook call costs no query.
-# A bot disabled or deleted meanwhile has its updates ignored by the handler.
+# Each API process remembers an active bot's webhook secret briefly, so a webhook call costs no query.
+# A bot disabled or deleted meanwhile has its updates ignored by the handler. A disabled bot is looked
+# up on every call (Telegram rarely calls it), so updates count again as soon as it is re-enabled.
 _SECRET_CACHE_SECONDS = 5.0
 _secrets: dict[uuid.UUID, tuple[float, str, bool]] = {}
 
@@ -114,13 +115,13 @@ async def _webhook_secret(session: AsyncSession, bot_id: uuid.UUID) -> tuple[str
             select(TelegramBot.webhook_secret, TelegramBot.status).where(TelegramBot.id == bot_id)
         )
     ).first()
-    if row is None:
+    if row is None or row.status != BotStatus.active:
         _secrets.pop(bot_id, None)
-        return None
+        return None if row is None else (row.webhook_secret, False)
     if len(_secrets) > 10_000:
         _secrets.clear()
-    _secrets[bot_id] = (now + _SECRET_CACHE_SECONDS, row.webhook_secret, row.status == BotStatus.active)
-    return row.webhook_secret, row.status == BotStatus.active
+    _secrets[bot_id] = (now + _SECRET_CACHE_SECONDS, row.webhook_secret, True)
+    return row.webhook_secret, True
 
 
 async def receive_webhook(session: AsyncSession, bot_id: uuid.UUID, secret: str | None, body: bytes) -> None:

@@ -72,14 +72,45 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(client: httpx.AsyncC
     assert r.status_code == 401
 
 
-async def test_logout_revokes_the_refresh_token(client: httpx.AsyncClient) -> None:
-    account = await signup(client, "ivy")
-    r = await client.post(
-        "/api/auth/logout", json={"refresh_token": account.refresh_token}, headers=account.headers
+async def test_reuse_also_revokes_the_access_tokens_of_the_family(client: httpx.AsyncClient) -> None:
+    account = await signup(client, "stolen")
+    other_login = await client.post(
+        "/api/auth/login", json={"email": account.email, "password": account.password}
     )
-    assert r.status_code == 204
+    r = await client.post("/api/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert r.status_code == 200
+    rotated_access = r.json()["access_token"]
+    for token in (account.access_token, rotated_access):
+        assert (await me(client, token)).status_code == 200
+
     r = await client.post("/api/auth/refresh", json={"refresh_token": account.refresh_token})
     assert r.status_code == 401
+    # Whoever holds an access token of that login is out now, not when the token expires.
+    for token in (account.access_token, rotated_access):
+        r = await me(client, token)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    # Another login of the same account is a different family and keeps working.
+    assert (await me(client, other_login.json()["access_token"])).status_code == 200
+
+
+async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_logout_revokes_the_refresh_token(client: httpx.AsyncClient) -> None:
+    account = await signup(client, "ivy")
+    r = await client.post("/api/auth/refresh", json={"refresh_token": account.refresh_token})
+    rotated = r.json()
+    r = await client.post(
+        "/api/auth/logout",
+        json={"refresh_token": rotated["refresh_token"]},
+        headers={"Authorization": f"Bearer {rotated['access_token']}"},
+    )
+    assert r.status_code == 204
+    r = await client.post("/api/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
+    assert r.status_code == 401
+    # The whole login ends: an access token issued from it before the rotation stops working too.
+    assert (await me(client, account.access_token)).status_code == 401
 
 
 async def test_validation_errors_list_the_fields(client: httpx.AsyncClient) -> None:

@@ -15,13 +15,14 @@ import pytest
 import redis
 
 from core.queues import TASKS
-from services.telegram.inbox import PARKED_RETRY_SECONDS
+from services.telegram.inbox import PARKED_RETRY_SECONDS, inbox_key, scheduled_key
 from tests.fixtures.api import WsClient, signup
-from tests.fixtures.billing import send_task, sql
+from tests.fixtures.billing import make_admin, send_task, sql
 from tests.fixtures.fake_telegram import FakeTelegram
 from tests.fixtures.processes import wait_for
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 from tests.fixtures.telegram import (
+    ConnectedBot,
     connect_bot,
     deliver,
     send_states,
@@ -246,6 +247,73 @@ async def test_a_revoked_token_disables_the_bot_and_others_keep_working(
     await deliver(http, healthy, text_update(510, "still there"))
     await wait_sent(fake_telegram, healthy, 510, 2)
     assert len(fake_telegram.calls("sendMessage", revoked.telegram_id)) == before == 1
+
+
+async def test_deactivating_the_owner_disables_their_bots_and_updates_get_no_reply(
+    http: httpx.AsyncClient,
+    fake_telegram: FakeTelegram,
+    tg_stack: Stack,
+    database_url: str,
+    stack_redis_url: str,
+) -> None:
+    admin = await signup(http, "admin")
+    make_admin(database_url, admin.user_id)
+    bot = await connect_bot(http, fake_telegram)
+    owner_path = f"/api/admin/users/{bot.owner.user_id}"
+    await deliver(http, bot, text_update(511, "before"))
+    [answer] = await wait_sent(fake_telegram, bot, 511, 1)
+
+    r = await http.patch(owner_path, json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert bot_status(database_url, bot) == ("disabled", "The owner's account is deactivated")
+    # Telegram is told to stop calling: the webhook is removed through the Bot API.
+    await asyncio.to_thread(
+        wait_for, lambda: fake_telegram.bot(bot.token)["webhook"] == {}, 30, "the webhook to be removed"
+    )
+    # An update Telegram still delivers is acknowledged, handled (if queued at all) and answered by nothing.
+    assert (await deliver(http, bot, text_update(511, "after"))).status_code == 200
+    await handled(stack_redis_url, bot, 511)
+    assert send_states(database_url, bot, 511) == ["sent"]
+    assert fake_telegram.sent_texts(bot.telegram_id, 511) == [answer]
+
+    # Reactivated: the bot and its webhook come back.
+    r = await http.patch(owner_path, json={"is_active": True}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert bot_status(database_url, bot) == ("active", None)
+    await asyncio.to_thread(
+        wait_for, lambda: bool(fake_telegram.bot(bot.token)["webhook"]), 30, "the webhook to be restored"
+    )
+    await deliver(http, bot, text_update(511, "again"))
+    await wait_sent(fake_telegram, bot, 511, 2)
+
+
+async def test_updates_of_an_inactive_owner_are_ignored_by_the_handler(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, tg_stack: Stack, database_url: str
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    # The account is inactive while its bot still is not (the moment between the two, or a bot pool that
+    # polled an update before the bot was disabled).
+    sql(database_url, "UPDATE users SET is_active = false WHERE id = %s", bot.owner.user_id)
+    update = text_update(512, "anyone?")
+    assert (await deliver(http, bot, update)).status_code == 200
+    [worker] = [child for child in tg_stack.children if child.name.startswith("worker-telegram")]
+    worker.wait_for_log(f"update {update['update_id']} of bot {bot.id}: ignored: owner deactivated")
+    assert send_states(database_url, bot, 512) == []
+    assert fake_telegram.calls("sendMessage", bot.telegram_id, 512) == []
+
+
+def bot_status(database_url: str, bot: ConnectedBot) -> tuple[str, str | None]:
+    [(status, reason)] = sql(
+        database_url, "SELECT status::text, disabled_reason FROM telegram_bots WHERE id = %s", bot.id
+    )
+    return status, reason
+
+
+async def handled(redis_url: str, bot: ConnectedBot, chat_id: int) -> None:
+    """Wait until the chat's queued updates have been handled (nothing queued nor scheduled for it)."""
+    client = redis.Redis.from_url(redis_url)
+    keys = inbox_key(bot.id, str(chat_id)), scheduled_key(bot.id, str(chat_id))
+    await asyncio.to_thread(wait_for, lambda: client.exists(*keys) == 0, 30, "the chat's updates handled")
 
 
 async def test_a_9000_character_answer_arrives_as_three_messages(

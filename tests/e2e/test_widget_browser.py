@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -144,6 +145,8 @@ async def test_chat_streams_and_survives_a_cut_socket(
         await open_and_send(page, QUESTION)
         await expect(page.locator(".msg.user")).to_have_text([QUESTION], timeout=TIMEOUT_MS)
         await cut_mid_reply_and_check(page, client, owner, assistant, sockets, subscribes)
+        # Every socket, the first and those reopened, carries its token in the first frame, not the URL.
+        assert all(not urlsplit(ws.url).query for ws in sockets), [ws.url for ws in sockets]
     finally:
         fake_llm.configure(tokens=50, token_delay_ms=0)
 
@@ -241,6 +244,8 @@ async def test_the_iframe_page_chats_inside_a_listed_host(
         f"<!doctype html><title>Framed</title><iframe src='{frame_src}' width='400' height='500'></iframe>"
     )
     page = await browser.new_page()
+    opened: list[str] = []
+    page.on("websocket", lambda ws: opened.append(ws.url))
     await page.goto(f"http://127.0.0.1:{port}/framed.html")
     frame = page.frame_locator("iframe")
     # The page sets no greeting of its own: a new visitor is greeted with the assistant's.
@@ -249,4 +254,7 @@ async def test_the_iframe_page_chats_inside_a_listed_host(
     await box.fill("inside a frame [[tokens:8]]")
     await box.press("Enter")
     await shows_the_stored_reply(frame.locator(".msg[data-reply-id]").last, client, owner, assistant["id"])
+    # No token in the socket's URL, where access logs would keep it: it goes in the first frame.
+    assert opened, "the widget opened its socket"
+    assert all(urlsplit(url).path == "/api/ws" and not urlsplit(url).query for url in opened), opened
     await page.close()

@@ -138,6 +138,13 @@ def test_nginx_config_parses_and_routes_what_the_api_needs(tmp_path: Path) -> No
     assert any(d["directive"] == "client_max_body_size" for d in found)
     assert any(d["directive"] == "listen" and "ssl" in d["args"] for d in found)
 
+    # The gateway's access log leaves out query strings, where a "?token=" would be written down.
+    formats = {d["args"][0]: "".join(d["args"][1:]) for d in found if d["directive"] == "log_format"}
+    [ws_log] = [d["args"] for d in locations["= /api/ws"] if d["directive"] == "access_log"]
+    ws_format = formats[ws_log[1]]
+    assert "$uri" in ws_format
+    assert not re.search(r"\$(request|request_uri|args|query_string|arg_\w+)\b", ws_format), ws_format
+
     broken = tmp_path / "broken.conf"
     broken.write_text(site.read_text().replace("proxy_read_timeout 1h;", "proxy_read_timeout 1h", 1))
     assert _nginx(tmp_path, broken)["status"] == "failed", "the validator must catch a missing semicolon"
