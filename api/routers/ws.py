@@ -80,8 +80,7 @@ async def _session_owner(session: AsyncSession, claims: AccessClaims) -> uuid.UU
     if await revocation.is_revoked(claims):
         raise Unauthorized("The token has been revoked")
     if claims.kind == widget.TOKEN_KIND:
-        owner, _ = await widget.session_owner(session, claims)
-        return owner.id
+        return (await widget.session_owner(session, claims)).owner.id
     return (await auth.active_user(session, claims.subject)).id
 
 

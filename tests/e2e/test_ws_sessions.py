@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.fixtures.api import Account, WsClient, new_dialog, signup
+from tests.fixtures.api import Account, WsClient, assign_operator, new_dialog, signup
 from tests.fixtures.billing import make_admin, sql
 from tests.fixtures.stack import Stack, running_stack
 
@@ -139,8 +139,8 @@ async def test_an_unassigned_operator_is_closed_and_cannot_subscribe_to_the_dial
     operator = await signup(http, "operator")
     sql(database_url, "UPDATE users SET role = 'operator' WHERE id = %s", operator.user_id)
     assistant_id, dialog_id = await new_dialog(http, owner)
+    await assign_operator(http, owner, assistant_id, operator)
     path = f"/api/assistants/{assistant_id}/operators/{operator.user_id}"
-    assert (await http.put(path, headers=owner.headers)).status_code == 200
     async with WsClient(ws_stack.ws_url, operator.access_token) as ws:
         await ws.subscribe(f"dialog:{dialog_id}")
         r = await http.delete(path, headers=owner.headers)
