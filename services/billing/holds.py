@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, text, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,7 @@ from models import (
     TransactionKind,
     UsageRecord,
 )
-from services.billing import ledger, pricing
+from services.billing import ledger, pricing, queries
 from services.billing.ledger import Entry
 from services.errors import InsufficientBalance
 from services.providers.tokens import estimate_tokens
@@ -33,8 +33,11 @@ from services.providers.tokens import estimate_tokens
 log = logging.getLogger("chatai.billing")
 
 
+HOLD_PREFIX, RELEASE_PREFIX = "hold:", "release:"
+
+
 def hold_key(reply_id: uuid.UUID) -> str:
-    return f"hold:{reply_id}"
+    return f"{HOLD_PREFIX}{reply_id}"
 
 
 def charge_key(reply_id: uuid.UUID) -> str:
@@ -42,7 +45,7 @@ def charge_key(reply_id: uuid.UUID) -> str:
 
 
 def release_key(reply_id: uuid.UUID) -> str:
-    return f"release:{reply_id}"
+    return f"{RELEASE_PREFIX}{reply_id}"
 
 
 async def place_hold(
@@ -170,19 +173,6 @@ async def release_hold(session: AsyncSession, reply_id: uuid.UUID) -> bool:
     return (await ledger.book(session, hold.owner_id, [entry])).created
 
 
-_STALE_HOLDS = text(
-    """
-    SELECT h.reference FROM transactions h
-    LEFT JOIN messages m ON m.id = CAST(h.reference AS uuid)
-    WHERE h.kind = 'hold' AND h.created_at BETWEEN :oldest AND :newest AND h.idempotency_key LIKE 'hold:%'
-      AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.idempotency_key = 'release:' || h.reference)
-      AND (m.id IS NULL OR m.status IN ('completed', 'failed', 'cancelled'))
-    ORDER BY h.created_at
-    LIMIT :limit
-    """
-)
-
-
 async def stale_holds(session: AsyncSession, limit: int = 500) -> list[uuid.UUID]:
     """Replies that ended (or were deleted) while their hold stayed open: a lost settle task."""
     settings = get_settings()
@@ -190,5 +180,7 @@ async def stale_holds(session: AsyncSession, limit: int = 500) -> list[uuid.UUID
     newest = now - timedelta(seconds=settings.billing_hold_sweep_seconds)
     # Replies cannot live longer than their attempts' time limits; older holds were swept long ago.
     oldest = now - timedelta(days=7)
-    rows = await session.execute(_STALE_HOLDS, {"oldest": oldest, "newest": newest, "limit": limit})
-    return [uuid.UUID(reference) for (reference,) in rows]
+    references = await queries.stale_reply_holds(
+        session, oldest, newest, limit, hold_prefix=HOLD_PREFIX, release_prefix=RELEASE_PREFIX
+    )
+    return [uuid.UUID(reference) for reference in references]

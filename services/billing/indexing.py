@@ -18,13 +18,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.settings import get_settings
 from models import Chunk, Document, DocumentStatus, TransactionKind, UsageRecord
-from services.billing import holds, ledger, pricing
+from services.billing import holds, ledger, pricing, queries
 from services.billing.ledger import Entry
 
 log = logging.getLogger("chatai.billing")
@@ -37,8 +37,11 @@ def _run_label(run_id: uuid.UUID | None) -> str:
     return str(run_id) if run_id else "upload"
 
 
+HOLD_PREFIX, RELEASE_PREFIX = "embed-hold:", "embed-release:"
+
+
 def hold_key(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
-    return f"embed-hold:{document_id}:{_run_label(run_id)}"
+    return f"{HOLD_PREFIX}{document_id}:{_run_label(run_id)}"
 
 
 def charge_key(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
@@ -46,7 +49,7 @@ def charge_key(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
 
 
 def release_key(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
-    return f"embed-release:{document_id}:{_run_label(run_id)}"
+    return f"{RELEASE_PREFIX}{document_id}:{_run_label(run_id)}"
 
 
 def more_hold_key(document_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
@@ -185,21 +188,6 @@ async def settle_indexing(
     return IndexingSettlement("settled", charge)
 
 
-_STALE_INDEXING_HOLDS = text(
-    """
-    SELECT h.idempotency_key FROM transactions h
-    WHERE h.kind = 'hold' AND h.idempotency_key LIKE 'embed-hold:%'
-      AND h.created_at BETWEEN :oldest AND :newest
-      AND NOT EXISTS (
-          SELECT 1 FROM transactions r
-          WHERE r.idempotency_key = 'embed-release:' || substr(h.idempotency_key, length('embed-hold:') + 1)
-      )
-    ORDER BY h.created_at
-    LIMIT :limit
-    """
-)
-
-
 async def stale_indexing_holds(
     session: AsyncSession, limit: int = 500
 ) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
@@ -208,9 +196,11 @@ async def stale_indexing_holds(
     now = datetime.now(UTC)
     newest = now - timedelta(seconds=settings.billing_hold_sweep_seconds)
     oldest = now - timedelta(days=7)
-    rows = await session.execute(_STALE_INDEXING_HOLDS, {"oldest": oldest, "newest": newest, "limit": limit})
+    keys = await queries.stale_indexing_holds(
+        session, oldest, newest, limit, hold_prefix=HOLD_PREFIX, release_prefix=RELEASE_PREFIX
+    )
     out = []
-    for (key,) in rows:
+    for key in keys:
         _, document, run = key.split(":", 2)
         out.append((uuid.UUID(document), None if run == "upload" else uuid.UUID(run)))
     return out

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import BalanceMismatch
+from services.billing import queries
 
 log = logging.getLogger("chatai.billing.reconcile")
 
@@ -23,21 +24,8 @@ MISMATCHES = Counter(
     "chatai_billing_balance_mismatches_total", "Balances found different from the sum of their ledger entries"
 )
 
+
 # One statement, so balances and entries are read from one snapshot.
-_MISMATCHES_SQL = text(
-    """
-    SELECT b.user_id, b.balance_micros, b.held_micros, s.money, s.held
-    FROM balances b
-    CROSS JOIN LATERAL (
-        SELECT COALESCE(SUM(t.amount_micros) FILTER (WHERE t.kind NOT IN ('hold', 'release')), 0) AS money,
-               COALESCE(SUM(t.amount_micros) FILTER (WHERE t.kind IN ('hold', 'release')), 0) AS held
-        FROM transactions t WHERE t.owner_id = b.user_id
-    ) s
-    WHERE b.balance_micros <> s.money OR b.held_micros <> s.held
-    """
-)
-
-
 @dataclass(frozen=True)
 class ReconcileResult:
     run_id: uuid.UUID
@@ -47,7 +35,7 @@ class ReconcileResult:
 async def reconcile(session: AsyncSession) -> ReconcileResult:
     run_id = uuid.uuid4()
     found: list[BalanceMismatch] = []
-    for owner_id, balance, held, ledger_balance, ledger_held in await session.execute(_MISMATCHES_SQL):
+    for owner_id, balance, held, ledger_balance, ledger_held in await queries.balance_mismatches(session):
         mismatch = BalanceMismatch(
             run_id=run_id,
             owner_id=owner_id,
