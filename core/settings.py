@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     document_silence_seconds: float = 120.0
     document_max_attempts: int = 3
     query_embedding_timeout_seconds: float = 15.0
+    # What one document may expand to. Parsing runs in a child process under these rlimits; a document
+    # past any limit fails with error_code document_too_large and is not retried.
+    document_max_pages: int = 2000
+    document_max_chars: int = 5_000_000
+    document_max_unpacked_bytes: int = 200 * 1024 * 1024  # zip members and PDF content streams
+    document_max_compression_ratio: float = 100.0  # per zip member larger than 1 MiB unpacked
+    parse_memory_bytes: int = 1024 * 1024 * 1024  # RLIMIT_AS of the parsing child
+    parse_cpu_seconds: int = 120  # RLIMIT_CPU of the parsing child
 
     # Telegram.
     telegram_api_base: str = "https://api.telegram.org"

@@ -1,0 +1,24 @@
+"""documents: error_code, the kind of a failure (document_too_large, …) beside its readable error
+
+Revision ID: 0014
+Revises: 0011
+Create Date: 2026-12-02 01:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0014"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("documents", sa.Column("error_code", sa.String(length=50), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("documents", "error_code")

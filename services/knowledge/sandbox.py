@@ -1,0 +1,76 @@
+"""Text extraction in a child process with memory and CPU limits, so a decompression bomb costs that
+child and never the worker.
+
+The parent (an ``embeddings`` prefork child, a CLI, a test) starts ``python -m
+services.knowledge.sandbox KIND`` with the file on stdin; the child sets its own ``RLIMIT_AS`` and
+``RLIMIT_CPU`` before it reads a byte and answers one JSON object on stdout: ``{"text": …}`` or
+``{"error": …, "code": …}``. A child the kernel kills (memory, CPU) or that outlives its wall-clock
+deadline means the document is too large; either way ``ParseError`` reaches the caller, which fails the
+document without a retry.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+
+from core.settings import get_settings
+from services.knowledge.parsing import DocumentTooLarge, Kind, ParseError, extract_text
+
+# The child needs room for the interpreter and the parsers' imports before the document counts.
+WALL_CLOCK_FACTOR = 2
+
+
+def extract_text_isolated(data: bytes, kind: Kind) -> str:
+    """The document's text, extracted by a child process under rlimits; raises ``ParseError``."""
+    settings = get_settings()
+    wall_clock = settings.parse_cpu_seconds * WALL_CLOCK_FACTOR + 10
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.knowledge.sandbox", kind],
+            input=data,
+            capture_output=True,
+            timeout=wall_clock,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DocumentTooLarge(f"Reading the document took longer than {wall_clock:g} s") from exc
+    if done.returncode != 0:
+        # Killed by SIGKILL/SIGXCPU, or an allocation the interpreter could not even report.
+        raise DocumentTooLarge(
+            "Reading the document needed more memory or CPU time than it may use "
+            f"({settings.parse_memory_bytes} bytes, {settings.parse_cpu_seconds} s)"
+        )
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError as exc:
+        raise ParseError("The document could not be read") from exc
+    if "error" in answer:
+        error = DocumentTooLarge if answer["code"] == DocumentTooLarge.code else ParseError
+        raise error(answer["error"])
+    return answer["text"]
+
+
+def _limit_self() -> None:
+    settings = get_settings()
+    resource.setrlimit(resource.RLIMIT_AS, (settings.parse_memory_bytes, settings.parse_memory_bytes))
+    cpu = settings.parse_cpu_seconds
+    # The soft limit sends SIGXCPU (the process dies); the hard one a second later is SIGKILL.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+
+def main() -> None:
+    kind = sys.argv[1]
+    _limit_self()
+    data = sys.stdin.buffer.read()
+    try:
+        answer = {"text": extract_text(data, kind)}  # type: ignore[arg-type]
+    except ParseError as exc:
+        answer = {"error": str(exc), "code": exc.code}
+    sys.stdout.write(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main()
