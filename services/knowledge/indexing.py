@@ -87,7 +87,11 @@ class Indexer:
             return "skipped"
         self._publish(job, DocumentStatus.parsing, 0.0, None)
         try:
-            text = extract_text_isolated(self.storage.get(job.storage_key), job.kind)  # type: ignore[arg-type]
+            text = extract_text_isolated(
+                self.storage.get(job.storage_key),
+                job.kind,  # type: ignore[arg-type]
+                heartbeat=lambda: self._set(job, DocumentStatus.parsing, 0.0, publish=False),
+            )
         except ParseError as exc:
             return self.fail(job, str(exc), exc.code)
         except FileNotFoundError:

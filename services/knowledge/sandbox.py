@@ -15,6 +15,9 @@ import json
 import resource
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from subprocess import DEVNULL, PIPE
 
 from core.settings import get_settings
 from services.knowledge.parsing import DocumentTooLarge, Kind, ParseError, extract_text
@@ -23,28 +26,41 @@ from services.knowledge.parsing import DocumentTooLarge, Kind, ParseError, extra
 WALL_CLOCK_FACTOR = 2
 
 
-def extract_text_isolated(data: bytes, kind: Kind) -> str:
-    """The document's text, extracted by a child process under rlimits; raises ``ParseError``."""
+def extract_text_isolated(data: bytes, kind: Kind, heartbeat: Callable[[], object] | None = None) -> str:
+    """The document's text, extracted by a child process under rlimits; raises ``ParseError``.
+
+    ``heartbeat`` is called every quarter of ``document_silence_seconds`` while the child works, so a
+    long parse does not look like a silent worker to the reaper.
+    """
     settings = get_settings()
     wall_clock = settings.parse_cpu_seconds * WALL_CLOCK_FACTOR + 10
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "services.knowledge.sandbox", kind],
-            input=data,
-            capture_output=True,
-            timeout=wall_clock,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise DocumentTooLarge(f"Reading the document took longer than {wall_clock:g} s") from exc
-    if done.returncode != 0:
+    deadline = time.monotonic() + wall_clock
+    step = max(settings.document_silence_seconds / 4, 0.1)
+    argv = [sys.executable, "-m", "services.knowledge.sandbox", kind]
+    with subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, stderr=DEVNULL) as child:
+        pending: bytes | None = data
+        while True:
+            try:
+                stdout, _ = child.communicate(pending, timeout=step)
+                break
+            except subprocess.TimeoutExpired:
+                pending = None  # sent already; later calls only collect the output
+                if time.monotonic() > deadline:
+                    child.kill()
+                    child.communicate()
+                    raise DocumentTooLarge(
+                        f"Reading the document took longer than {wall_clock:g} s"
+                    ) from None
+                if heartbeat is not None:
+                    heartbeat()
+    if child.returncode != 0:
         # Killed by SIGKILL/SIGXCPU, or an allocation the interpreter could not even report.
         raise DocumentTooLarge(
             "Reading the document needed more memory or CPU time than it may use "
             f"({settings.parse_memory_bytes} bytes, {settings.parse_cpu_seconds} s)"
         )
     try:
-        answer = json.loads(done.stdout)
+        answer = json.loads(stdout)
     except ValueError as exc:
         raise ParseError("The document could not be read") from exc
     if "error" in answer:
