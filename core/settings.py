@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     rate_limit_register_per_email: str = "5/hour"
     rate_limit_messages_per_user: str = "60/minute"
     rate_limit_uploads_per_user: str = "60/hour"
+    rate_limit_searches_per_user: str = "30/minute"
     rate_limit_widget_sessions_per_ip: str = "30/minute"
     rate_limit_widget_sessions_per_assistant: str = "600/minute"
     max_concurrent_generations_per_assistant: int = 50  # queued or generating replies
@@ -190,7 +191,7 @@ class Settings(BaseSettings):
 
     # Operators.
     # Each worker process serves /metrics on metrics_port + its queue's offset (llm 1, embeddings 2,
-    # telegram 3, billing 4, analytics 5) unless worker_metrics_port names its port; 0 turns them off.
+    # telegram 3, billing 4, analytics 5, queries 6) unless worker_metrics_port names its port; 0 turns them off.
     metrics_port: int = 9400
     worker_metrics_port: int | None = None
     flower_port: int = 5555

@@ -8,7 +8,14 @@ from kombu import Queue
 from core.settings import get_settings
 from workers.registry import QUEUES, ROUTES
 
-TASK_MODULES = ["tasks.llm", "tasks.embeddings", "tasks.telegram", "tasks.billing", "tasks.analytics"]
+TASK_MODULES = [
+    "tasks.llm",
+    "tasks.embeddings",
+    "tasks.telegram",
+    "tasks.billing",
+    "tasks.analytics",
+    "tasks.queries",
+]
 
 
 def create_celery() -> Celery:
