@@ -44,8 +44,14 @@ class Settings(BaseSettings):
     jwt_key_id: str = "k1"
     jwt_previous_keys: dict[str, str] = {}
     password_min_length: int = 10
-    login_max_failures: int = 10  # failed logins of one email before it is locked
-    login_lockout_seconds: int = 900
+    login_max_failures: int = 10  # failed logins of one email from one address before that address is locked
+    login_lockout_seconds: int = 900  # also the window failures are counted in
+    # Failed logins of one email over all addresses after which addresses it has not logged in from
+    # wait a delay that doubles with each further failure (429 with Retry-After).
+    login_delay_after_failures: int = 5
+    login_delay_base_seconds: float = 1.0
+    login_delay_max_seconds: float = 300.0
+    login_known_address_days: int = 90  # how long a successful login's address skips those delays
     # Browser sessions: HttpOnly token cookies plus a readable CSRF cookie (double-submit).
     cookie_secure: bool = True
     cookie_samesite: Literal["lax", "strict", "none"] = "lax"
@@ -191,7 +197,8 @@ class Settings(BaseSettings):
 
     # Operators.
     # Each worker process serves /metrics on metrics_port + its queue's offset (llm 1, embeddings 2,
-    # telegram 3, billing 4, analytics 5, queries 6) unless worker_metrics_port names its port; 0 turns them off.
+    # telegram 3, billing 4, analytics 5, queries 6) unless worker_metrics_port names its port; 0 turns
+    # them off.
     metrics_port: int = 9400
     worker_metrics_port: int | None = None
     flower_port: int = 5555
