@@ -2,11 +2,11 @@
 child and never the worker.
 
 The parent (an ``embeddings`` prefork child, a CLI, a test) starts ``python -m
-services.knowledge.sandbox KIND`` with the file on stdin; the child sets its own ``RLIMIT_AS`` and
-``RLIMIT_CPU`` before it reads a byte and answers one JSON object on stdout: ``{"text": …}`` or
-``{"error": …, "code": …}``. A child the kernel kills (memory, CPU) or that outlives its wall-clock
-deadline means the document is too large; either way ``ParseError`` reaches the caller, which fails the
-document without a retry.
+services.knowledge.sandbox JOB`` (JOB: the kind and the limits, as JSON) with the file on stdin; the
+child sets its own ``RLIMIT_AS`` and ``RLIMIT_CPU`` before it reads a byte and answers one JSON object
+on stdout: ``{"text": …}`` or ``{"error": …, "code": …}``. A child the kernel kills (memory, CPU) or
+that outlives its wall-clock deadline means the document is too large; either way ``ParseError``
+reaches the caller, which fails the document without a retry.
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 from subprocess import DEVNULL, PIPE
 
-from core.settings import get_settings
-from services.knowledge.parsing import DocumentTooLarge, Kind, ParseError, extract_text
+from services.knowledge.parsing import DocumentTooLarge, Kind, ParseError, ParseLimits, extract_text
+
+# The child imports only the parsers (not the settings), so it starts in a fraction of a second.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # The child needs room for the interpreter and the parsers' imports before the document counts.
 WALL_CLOCK_FACTOR = 2
@@ -32,12 +36,20 @@ def extract_text_isolated(data: bytes, kind: Kind, heartbeat: Callable[[], objec
     ``heartbeat`` is called every quarter of ``document_silence_seconds`` while the child works, so a
     long parse does not look like a silent worker to the reaper.
     """
+    from core.settings import get_settings
+
     settings = get_settings()
     wall_clock = settings.parse_cpu_seconds * WALL_CLOCK_FACTOR + 10
     deadline = time.monotonic() + wall_clock
     step = max(settings.document_silence_seconds / 4, 0.1)
-    argv = [sys.executable, "-m", "services.knowledge.sandbox", kind]
-    with subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, stderr=DEVNULL) as child:
+    job = {
+        "kind": kind,
+        "limits": asdict(ParseLimits.from_settings()),
+        "memory_bytes": settings.parse_memory_bytes,
+        "cpu_seconds": settings.parse_cpu_seconds,
+    }
+    argv = [sys.executable, "-m", "services.knowledge.sandbox", json.dumps(job)]
+    with subprocess.Popen(argv, stdin=PIPE, stdout=PIPE, stderr=DEVNULL, cwd=PROJECT_ROOT) as child:
         pending: bytes | None = data
         while True:
             try:
@@ -69,20 +81,18 @@ def extract_text_isolated(data: bytes, kind: Kind, heartbeat: Callable[[], objec
     return answer["text"]
 
 
-def _limit_self() -> None:
-    settings = get_settings()
-    resource.setrlimit(resource.RLIMIT_AS, (settings.parse_memory_bytes, settings.parse_memory_bytes))
-    cpu = settings.parse_cpu_seconds
+def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     # The soft limit sends SIGXCPU (the process dies); the hard one a second later is SIGKILL.
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
 
 
 def main() -> None:
-    kind = sys.argv[1]
-    _limit_self()
+    job = json.loads(sys.argv[1])
+    _limit_self(job["memory_bytes"], job["cpu_seconds"])
     data = sys.stdin.buffer.read()
     try:
-        answer = {"text": extract_text(data, kind)}  # type: ignore[arg-type]
+        answer = {"text": extract_text(data, job["kind"], ParseLimits(**job["limits"]))}
     except ParseError as exc:
         answer = {"error": str(exc), "code": exc.code}
     sys.stdout.write(json.dumps(answer))
