@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,31 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "change-me-this-is-the-development-only-secret"
+MIN_SECRET_BYTES = 32
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_exposed_development(settings: Settings, listen_host: str) -> None:
+    """Refuse to serve other machines with the development secret unless development was chosen.
+
+    ``CHATAI_ENV`` unset means development, which is right on a laptop (the API on 127.0.0.1) and wrong
+    on a server that forgot the setting: there anyone could sign tokens with the published secret.
+    """
+    chosen = "env" in settings.model_fields_set
+    if not chosen and settings.jwt_secret == DEFAULT_JWT_SECRET and not is_loopback(listen_host):
+        raise ValueError(
+            f"The API would listen on {listen_host} with the development JWT secret and CHATAI_ENV unset: "
+            "set CHATAI_ENV=production and a real CHATAI_JWT_SECRET (or CHATAI_ENV=development to "
+            "accept the risk), or listen on 127.0.0.1"
+        )
 
 
 class Settings(BaseSettings):
@@ -125,8 +151,11 @@ class Settings(BaseSettings):
     telegram_api_base: str = "https://api.telegram.org"
     public_base_url: str = "http://127.0.0.1:8000"
     # Fernet keys for bot tokens at rest, comma-separated: the first encrypts, every one decrypts (rotation).
-    # Unset: one key derived from jwt_secret.
+    # Required in production; unset elsewhere: one key generated into data_dir (core/secretbox.py).
     telegram_token_keys: str | None = None
+    # Also decrypt with the keys earlier versions derived from the JWT secrets (rows written before
+    # telegram_token_keys existed); off once `chatai rotate-bot-tokens` has re-encrypted them.
+    telegram_token_legacy_keys: bool = True
     # True: bots get a webhook at public_base_url. False: the bot pool (workers/telegram_poller.py)
     # long-polls them. Unset: webhooks when public_base_url is https (Telegram calls only https URLs).
     telegram_webhooks: bool | None = None
@@ -200,18 +229,39 @@ class Settings(BaseSettings):
     # telegram 3, billing 4, analytics 5, queries 6) unless worker_metrics_port names its port; 0 turns
     # them off.
     metrics_port: int = 9400
+    # Address of those endpoints (not the API's /metrics): loopback unless a scraper elsewhere needs them.
+    metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = None
     flower_port: int = 5555
     flower_basic_auth: str = "admin:admin"
     log_level: str = "INFO"
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Settings:
-        if self.env != "development" and self.jwt_secret == DEFAULT_JWT_SECRET:
-            raise ValueError("CHATAI_JWT_SECRET must be set to a real secret outside development")
+    def _fail_closed(self) -> Settings:
+        if self.env != "development":
+            if self.jwt_secret == DEFAULT_JWT_SECRET:
+                raise ValueError("CHATAI_JWT_SECRET must be set to a real secret outside development")
+            short = [name for name, value in self._own_secrets() if len(value.encode()) < MIN_SECRET_BYTES]
+            if short:
+                raise ValueError(
+                    f"{', '.join(short)} must be at least {MIN_SECRET_BYTES} bytes outside development"
+                )
+        if self.env == "production" and not self.telegram_token_keys:
+            raise ValueError(
+                "CHATAI_TELEGRAM_TOKEN_KEYS must be set in production (generate one with "
+                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
+            )
+        refuse_exposed_development(self, self.host)
         if self.signup_credit_micros is None:
             self.signup_credit_micros = 0 if self.env == "production" else 5_000_000
         return self
+
+    def _own_secrets(self) -> list[tuple[str, str]]:
+        """The secrets this service signs with (keys of other services have their own formats)."""
+        return [
+            ("CHATAI_JWT_SECRET", self.jwt_secret),
+            *((f"CHATAI_JWT_PREVIOUS_KEYS[{kid}]", key) for kid, key in self.jwt_previous_keys.items()),
+        ]
 
     @property
     def use_telegram_webhooks(self) -> bool:
