@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,7 +38,7 @@ from core.db import async_engine
 from core.logging import configure_logging
 from core.metrics import HttpMetricsMiddleware, register_api_collectors
 from core.queues import QUEUES
-from core.settings import get_settings
+from core.settings import get_settings, refuse_exposed_development
 
 
 @asynccontextmanager
@@ -51,8 +53,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await async_engine().dispose()
 
 
+def listen_host(argv: list[str]) -> str:
+    """The address uvicorn was told to listen on (its ``--host``), else ``CHATAI_HOST``."""
+    for i, arg in enumerate(argv):
+        if arg == "--host" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--host="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("UVICORN_HOST") or get_settings().host
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
+    refuse_exposed_development(settings, listen_host(sys.argv))
     configure_logging(settings.log_level, process="api")
     app = FastAPI(
         title="ChatAI",

@@ -15,7 +15,7 @@ from core import revocation
 from core.events import EventBus
 from core.logging import user_id_var
 from core.redis import async_redis
-from core.security import TokenError, decode_access_token
+from core.security import AccessClaims, TokenError, decode_access_token
 from core.unit_of_work import DispatchFailed, unit_of_work
 from models import Role, User
 from services.accounts import auth
@@ -41,12 +41,12 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def current_user(
+async def user_claims(
     request: Request,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     cookie_token: Annotated[str | None, Depends(_access_cookie)],
-) -> User:
+) -> AccessClaims:
+    """A user's verified, unrevoked access token, checked without the database."""
     if credentials is not None:
         token = credentials.credentials
     elif cookie_token:
@@ -63,10 +63,22 @@ async def current_user(
         raise Unauthorized("This token cannot be used here")
     if await revocation.is_revoked(claims):
         raise Unauthorized("The access token has been revoked")
-    user = await auth.active_user(session, claims.subject)
-    user_id_var.set(str(user.id))
+    user_id_var.set(str(claims.subject))
     request.state.access_claims = claims
-    return user
+    return claims
+
+
+UserClaims = Annotated[AccessClaims, Depends(user_claims)]
+
+
+async def current_user(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie_token: Annotated[str | None, Depends(_access_cookie)],
+) -> User:
+    claims = await user_claims(request, credentials, cookie_token)
+    return await auth.active_user(session, claims.subject)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from api.callers import DialogCaller
-from api.deps import CurrentUser
+from api.deps import CurrentUser, UserClaims
 from core import ratelimit
 from core.settings import get_settings
 from services.errors import RateLimited
@@ -37,3 +37,8 @@ async def messages_per_user(caller: DialogCaller) -> None:
 
 async def uploads_per_user(user: CurrentUser) -> None:
     await enforce(get_settings().rate_limit_uploads_per_user, "uploads", str(user.id))
+
+
+async def searches_per_user(claims: UserClaims) -> None:
+    # From the token alone: a refused search costs no database connection and no embedding.
+    await enforce(get_settings().rate_limit_searches_per_user, "searches", str(claims.subject))

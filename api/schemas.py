@@ -298,6 +298,7 @@ class DocumentOut(Out):
     progress: float
     chunk_count: int
     error: str | None
+    error_code: str | None
     created_at: datetime
 
 

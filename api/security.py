@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -18,10 +20,15 @@ from services.errors import RateLimited
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
-def body_limit(content_type: str) -> int:
-    """The largest body a request of this type may send: uploads (multipart) have their own limit."""
+# The routes that take a file; only they get the upload limit. The limit follows the route, never the
+# Content-Type a client declares, so no other route reads a body of upload size.
+UPLOAD_ROUTES = (("POST", re.compile(r"/api/assistants/[^/]+/documents/?")),)
+
+
+def body_limit(method: str, path: str) -> int:
+    """The largest body a request to this route may send."""
     settings = get_settings()
-    if content_type.startswith("multipart/form-data"):
+    if any(method == m and pattern.fullmatch(path) for m, pattern in UPLOAD_ROUTES):
         return settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     return settings.max_body_bytes
 
@@ -38,7 +45,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        limit = body_limit(headers.get(b"content-type", b"").decode("latin-1").lower())
+        limit = body_limit(scope["method"], scope["path"])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             details = {"max_bytes": limit}

@@ -191,6 +191,19 @@ def rollup(
     typer.echo(f"{period} rollup: {result.written} period row(s) written, {result.deleted} removed")
 
 
+@app.command("rotate-bot-tokens")
+def rotate_bot_tokens() -> None:
+    """Re-encrypt every Telegram bot token under the first key of CHATAI_TELEGRAM_TOKEN_KEYS."""
+    from core.unit_of_work import unit_of_work
+    from services.telegram.bots import reencrypt_tokens
+
+    async def go() -> int:
+        async with unit_of_work() as session:
+            return await reencrypt_tokens(session)
+
+    typer.echo(f"re-encrypted {_run_on_database(go)} bot token(s)")
+
+
 @app.command()
 def reconcile() -> None:
     """Recompute every balance from its ledger entries now; mismatches are recorded and listed, not fixed."""

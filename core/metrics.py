@@ -294,17 +294,20 @@ def port_at(offset: int) -> int | None:
 
 def serve(port: int | None, registry: CollectorRegistry = REGISTRY, db_pools: bool = True) -> bool:
     """Serve ``registry`` on ``port`` from a daemon thread (the endpoint of a process without HTTP)."""
+    from core.settings import get_settings
+
     if not port:
         return False
     if db_pools and registry is REGISTRY:
         REGISTRY.register(DatabasePoolCollector())
+    host = get_settings().metrics_host
     try:
-        start_http_server(port, registry=registry)
+        start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         # A busy port must not stop the process from working; the scrape target shows it down.
-        log.warning("metrics endpoint not started on port %s: %s", port, exc)
+        log.warning("metrics endpoint not started on %s:%s: %s", host, port, exc)
         return False
-    log.info("metrics on port %s", port)
+    log.info("metrics on %s:%s", host, port)
     return True
 
 

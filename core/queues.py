@@ -27,6 +27,8 @@ QUEUES: dict[str, QueueSpec] = {
         QueueSpec("telegram", "threads", 50, 1, "handle updates, send replies within Telegram's limits"),
         QueueSpec("billing", "threads", 8, 4, "charge usage into the ledger, exactly once"),
         QueueSpec("analytics", "prefork", 1, 1, "rollups and scheduled maintenance"),
+        # The API's search waits on these: a small pool of its own, never behind replies or documents.
+        QueueSpec("queries", "threads", 4, 1, "embed search queries for the API"),
     )
 }
 
@@ -36,7 +38,7 @@ class TASKS:
 
     generate_reply = "chatai.llm.generate_reply"
     reap_replies = "chatai.llm.reap_replies"
-    embed_query = "chatai.llm.embed_query"
+    embed_query = "chatai.queries.embed_query"
     index_document = "chatai.embeddings.index_document"
     reap_documents = "chatai.embeddings.reap_documents"
     reindex_next = "chatai.embeddings.reindex_next"
@@ -62,8 +64,7 @@ class TASKS:
 ROUTES: dict[str, str] = {
     TASKS.generate_reply: "llm",
     TASKS.reap_replies: "llm",
-    # Query embeddings for the API's search run where hundreds of threads wait, not behind documents.
-    TASKS.embed_query: "llm",
+    TASKS.embed_query: "queries",
     TASKS.index_document: "embeddings",
     TASKS.reap_documents: "embeddings",
     TASKS.reindex_next: "embeddings",

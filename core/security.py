@@ -123,5 +123,11 @@ def new_refresh_token() -> tuple[str, str]:
     return token, hash_refresh_token(token)
 
 
+def hash_secret(secret: str) -> str:
+    """What is stored of a random, high-entropy secret (refresh tokens, webhook secrets): its SHA-256,
+    which needs no salt or stretching because the secret cannot be guessed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def hash_refresh_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hash_secret(token)

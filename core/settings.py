@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,31 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "change-me-this-is-the-development-only-secret"
+MIN_SECRET_BYTES = 32
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_exposed_development(settings: Settings, listen_host: str) -> None:
+    """Refuse to serve other machines with the development secret unless development was chosen.
+
+    ``CHATAI_ENV`` unset means development, which is right on a laptop (the API on 127.0.0.1) and wrong
+    on a server that forgot the setting: there anyone could sign tokens with the published secret.
+    """
+    chosen = "env" in settings.model_fields_set
+    if not chosen and settings.jwt_secret == DEFAULT_JWT_SECRET and not is_loopback(listen_host):
+        raise ValueError(
+            f"The API would listen on {listen_host} with the development JWT secret and CHATAI_ENV unset: "
+            "set CHATAI_ENV=production and a real CHATAI_JWT_SECRET (or CHATAI_ENV=development to "
+            "accept the risk), or listen on 127.0.0.1"
+        )
 
 
 class Settings(BaseSettings):
@@ -47,8 +73,14 @@ class Settings(BaseSettings):
     jwt_key_id: str = "k1"
     jwt_previous_keys: dict[str, str] = {}
     password_min_length: int = 10
-    login_max_failures: int = 10  # failed logins of one email before it is locked
-    login_lockout_seconds: int = 900
+    login_max_failures: int = 10  # failed logins of one email from one address before that address is locked
+    login_lockout_seconds: int = 900  # also the window failures are counted in
+    # Failed logins of one email over all addresses after which addresses it has not logged in from
+    # wait a delay that doubles with each further failure (429 with Retry-After).
+    login_delay_after_failures: int = 5
+    login_delay_base_seconds: float = 1.0
+    login_delay_max_seconds: float = 300.0
+    login_known_address_days: int = 90  # how long a successful login's address skips those delays
     # Browser sessions: HttpOnly token cookies plus a readable CSRF cookie (double-submit).
     cookie_secure: bool = True
     cookie_samesite: Literal["lax", "strict", "none"] = "lax"
@@ -64,6 +96,7 @@ class Settings(BaseSettings):
     rate_limit_register_per_email: str = "5/hour"
     rate_limit_messages_per_user: str = "60/minute"
     rate_limit_uploads_per_user: str = "60/hour"
+    rate_limit_searches_per_user: str = "30/minute"
     rate_limit_widget_sessions_per_ip: str = "30/minute"
     rate_limit_widget_sessions_per_assistant: str = "600/minute"
     rate_limit_api_key: str = "60/minute"  # /v1 requests of one API key
@@ -112,13 +145,24 @@ class Settings(BaseSettings):
     document_silence_seconds: float = 120.0
     document_max_attempts: int = 3
     query_embedding_timeout_seconds: float = 15.0
+    # What one document may expand to. Parsing runs in a child process under these rlimits; a document
+    # past any limit fails with error_code document_too_large and is not retried.
+    document_max_pages: int = 2000
+    document_max_chars: int = 5_000_000
+    document_max_unpacked_bytes: int = 200 * 1024 * 1024  # zip members and PDF content streams
+    document_max_compression_ratio: float = 100.0  # per zip member larger than 1 MiB unpacked
+    parse_memory_bytes: int = 1024 * 1024 * 1024  # RLIMIT_AS of the parsing child
+    parse_cpu_seconds: int = 120  # RLIMIT_CPU of the parsing child
 
     # Telegram.
     telegram_api_base: str = "https://api.telegram.org"
     public_base_url: str = "http://127.0.0.1:8000"
     # Fernet keys for bot tokens at rest, comma-separated: the first encrypts, every one decrypts (rotation).
-    # Unset: one key derived from jwt_secret.
+    # Required in production; unset elsewhere: one key generated into data_dir (core/secretbox.py).
     telegram_token_keys: str | None = None
+    # Also decrypt with the keys earlier versions derived from the JWT secrets (rows written before
+    # telegram_token_keys existed); off once `chatai rotate-bot-tokens` has re-encrypted them.
+    telegram_token_legacy_keys: bool = True
     # True: bots get a webhook at public_base_url. False: the bot pool (workers/telegram_poller.py)
     # long-polls them. Unset: webhooks when public_base_url is https (Telegram calls only https URLs).
     telegram_webhooks: bool | None = None
@@ -189,20 +233,42 @@ class Settings(BaseSettings):
 
     # Operators.
     # Each worker process serves /metrics on metrics_port + its queue's offset (llm 1, embeddings 2,
-    # telegram 3, billing 4, analytics 5) unless worker_metrics_port names its port; 0 turns them off.
+    # telegram 3, billing 4, analytics 5, queries 6) unless worker_metrics_port names its port; 0 turns
+    # them off.
     metrics_port: int = 9400
+    # Address of those endpoints (not the API's /metrics): loopback unless a scraper elsewhere needs them.
+    metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = None
     flower_port: int = 5555
     flower_basic_auth: str = "admin:admin"
     log_level: str = "INFO"
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Settings:
-        if self.env != "development" and self.jwt_secret == DEFAULT_JWT_SECRET:
-            raise ValueError("CHATAI_JWT_SECRET must be set to a real secret outside development")
+    def _fail_closed(self) -> Settings:
+        if self.env != "development":
+            if self.jwt_secret == DEFAULT_JWT_SECRET:
+                raise ValueError("CHATAI_JWT_SECRET must be set to a real secret outside development")
+            short = [name for name, value in self._own_secrets() if len(value.encode()) < MIN_SECRET_BYTES]
+            if short:
+                raise ValueError(
+                    f"{', '.join(short)} must be at least {MIN_SECRET_BYTES} bytes outside development"
+                )
+        if self.env == "production" and not self.telegram_token_keys:
+            raise ValueError(
+                "CHATAI_TELEGRAM_TOKEN_KEYS must be set in production (generate one with "
+                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
+            )
+        refuse_exposed_development(self, self.host)
         if self.signup_credit_micros is None:
             self.signup_credit_micros = 0 if self.env == "production" else 5_000_000
         return self
+
+    def _own_secrets(self) -> list[tuple[str, str]]:
+        """The secrets this service signs with (keys of other services have their own formats)."""
+        return [
+            ("CHATAI_JWT_SECRET", self.jwt_secret),
+            *((f"CHATAI_JWT_PREVIOUS_KEYS[{kid}]", key) for kid, key in self.jwt_previous_keys.items()),
+        ]
 
     @property
     def use_telegram_webhooks(self) -> bool:

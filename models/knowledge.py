@@ -69,6 +69,8 @@ class Document(IdMixin, TimestampMixin, Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     chunk_count: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # The failure's kind for programs (document_too_large, unreadable_document, …); error is for people.
+    error_code: Mapped[str | None] = mapped_column(String(50))
     embedding_model: Mapped[str | None] = mapped_column(String(200))
     attempt: Mapped[int] = mapped_column(default=1)
     heartbeat_at: Mapped[datetime | None]

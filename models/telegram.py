@@ -40,7 +40,7 @@ class TelegramBot(IdMixin, TimestampMixin, Base):
     telegram_id: Mapped[int] = mapped_column(BigInteger)
     username: Mapped[str] = mapped_column(String(64))
     token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
-    webhook_secret: Mapped[str] = mapped_column(String(64))
+    webhook_secret: Mapped[str] = mapped_column(String(64))  # the SHA-256 (hex) of the webhook's secret
     # None: the bot has no webhook and is long-polled by the bot pool.
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[BotStatus] = mapped_column(

@@ -43,7 +43,7 @@ def index_document(document_id: str, attempt: int = 1) -> str:
         outcome = indexer.run(uuid.UUID(document_id), attempt)
     except SoftTimeLimitExceeded:
         job = indexing.Job(uuid.UUID(document_id), attempt, *_owner_fields(uuid.UUID(document_id)))
-        outcome = indexer.fail(job, "Indexing took longer than the time limit")
+        outcome = indexer.fail(job, "Indexing took longer than the time limit", "time_limit")
     if outcome in (DocumentStatus.ready.value, DocumentStatus.failed.value):
         loop.run(_ended(uuid.UUID(document_id)), timeout=60)
     return outcome

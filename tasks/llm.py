@@ -33,11 +33,3 @@ async def _reap() -> dict[str, int]:
     async with unit_of_work() as session:
         result = await reaper.reap(session, EventBus(async_client=async_redis()))
     return {"retried": len(result.retried), "failed": len(result.failed)}
-
-
-@celery_app.task(name=TASKS.embed_query, autoretry_for=TRANSIENT, max_retries=2)
-def embed_query(text: str, reply_key: str) -> None:
-    """Embed a search query for the API (which never loads a model) and push the vector to ``reply_key``."""
-    from workers.rpc import answer_embed_query
-
-    answer_embed_query(text, reply_key)

@@ -7,7 +7,14 @@ from celery import Celery
 from core.settings import get_settings
 from core.taskqueue import celery_app as shared_celery_app
 
-TASK_MODULES = ["tasks.llm", "tasks.embeddings", "tasks.telegram", "tasks.billing", "tasks.analytics"]
+TASK_MODULES = [
+    "tasks.llm",
+    "tasks.embeddings",
+    "tasks.telegram",
+    "tasks.billing",
+    "tasks.analytics",
+    "tasks.queries",
+]
 
 
 def create_celery() -> Celery:

@@ -1,5 +1,5 @@
-"""Query embeddings for the API: a task on the ``llm`` queue embeds the text and pushes the vector to a
-short-lived Redis list the API waits on (BLPOP), so the API process never imports torch."""
+"""Query embeddings for the API: a task on the small ``queries`` queue embeds the text and pushes the
+vector to a short-lived Redis list the API waits on (BLPOP), so the API process never imports torch."""
 
 from __future__ import annotations
 

@@ -30,7 +30,9 @@ async def register(body: RegisterIn, session: SessionDep) -> UserOut:
 
 @router.post("/auth/login", response_model=TokenOut, dependencies=[Depends(login_per_ip)])
 async def login(body: LoginIn, request: Request, response: Response, session: SessionDep) -> TokenOut:
-    await enforce(get_settings().rate_limit_login_per_email, "login-email", auth.normalize_email(body.email))
+    # Per email and address: a limit per email alone would let anyone lock its owner out.
+    email = auth.normalize_email(body.email)
+    await enforce(get_settings().rate_limit_login_per_email, "login-email", email, client_ip(request))
     user = await auth.authenticate(session, body.email, body.password, client_ip(request))
     pair = await auth.issue_tokens(session, user)
     set_session_cookies(response, pair.access_token, pair.refresh_token)

@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, status
 
-from api.deps import BusDep, CurrentUser, PageDep, SessionDep
-from api.ratelimits import uploads_per_user
+from api.deps import BusDep, CurrentUser, PageDep, SessionDep, UserClaims
+from api.ratelimits import searches_per_user, uploads_per_user
 from api.schemas import DocumentOut, DocumentQueuedOut, PageOut, SearchHitOut, SearchIn, SearchOut
 from api.security import MULTIPART_OVERHEAD_BYTES
 from core.settings import get_settings
@@ -68,11 +68,13 @@ async def delete_document(document_id: uuid.UUID, user: CurrentUser, session: Se
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/assistants/{assistant_id}/search", response_model=SearchOut)
-async def search(
-    assistant_id: uuid.UUID, body: SearchIn, user: CurrentUser, session: SessionDep
-) -> SearchOut:
-    hits = await documents.search(session, user, assistant_id, body.query, body.top_k, embed_query)
+@router.post(
+    "/assistants/{assistant_id}/search",
+    response_model=SearchOut,
+    dependencies=[Depends(searches_per_user)],
+)
+async def search(assistant_id: uuid.UUID, body: SearchIn, claims: UserClaims) -> SearchOut:
+    hits = await documents.search(claims.subject, assistant_id, body.query, body.top_k, embed_query)
     return SearchOut(
         items=[
             SearchHitOut(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from core.settings import get_settings
 from models import RefreshToken, User
 from services.accounts import audit, lockout, passwords
 from services.billing import accounts as billing_accounts
-from services.errors import AccountLocked, Conflict, Unauthorized
+from services.errors import AccountLocked, Conflict, RateLimited, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -62,27 +63,35 @@ async def register(session: AsyncSession, email: str, password: str, name: str |
 
 
 async def authenticate(session: AsyncSession, email: str, password: str, ip: str | None = None) -> User:
-    """The user with this email and password; every failure is audited, and too many lock the email.
+    """The user with this email and password; every failure is audited. Too many failures from one
+    address lock that address out of the email; many over all addresses slow the email down for
+    addresses it has not logged in from (``services.accounts.lockout``).
 
     An unknown email, a wrong password and an inactive account get the same answer after the same
-    work (a password hash is verified in every case), and locks are kept per email whether or not an
-    account has it, so neither the answer nor its timing tells which emails exist.
+    work (a password hash is verified in every case), and failures are counted per email whether or
+    not an account has it, so neither the answer nor its timing tells which emails exist.
     """
     email = normalize_email(email)
-    locked = await lockout.locked_for(email)
+    address = ip or "unknown"
+    locked = await lockout.locked_for(email, address)
     if locked:
         audit.record(session, audit.LOGIN_LOCKED_OUT, subject=email, ip=ip)
         raise AccountLocked(
             "Too many failed logins; the account is locked for a while", details={"retry_after": locked}
         )
+    delay = await lockout.delay_for(email, address)
+    if delay:
+        raise RateLimited(
+            f"Too many failed logins for this email; retry in {math.ceil(delay)} s", math.ceil(delay)
+        )
     user = await session.scalar(select(User).where(User.email == email))
     ok = verify_password(user.password_hash if user else None, password)
     if ok and user is not None and user.is_active:
-        await lockout.clear_failures(email)
+        await lockout.succeeded(email, address)
         return user
     actor = user.id if user else None
     audit.record(session, audit.LOGIN_FAILED, actor_id=actor, subject=email, ip=ip)
-    if await lockout.register_failure(email):
+    if await lockout.register_failure(email, address):
         seconds = get_settings().login_lockout_seconds
         audit.record(session, audit.ACCOUNT_LOCKED, actor_id=actor, subject=email, ip=ip,
                      details={"seconds": seconds})  # fmt: skip

@@ -13,8 +13,10 @@ from core import outbox
 from core.events import EventBus
 from core.queues import TASKS
 from core.settings import get_settings
+from core.unit_of_work import unit_of_work
 from models import Assistant, Document, DocumentStatus, User
 from services import assistants
+from services.accounts import auth
 from services.billing import indexing as indexing_charges
 from services.errors import NotFound, TooLarge, UnsupportedType
 from services.knowledge import parsing, retrieval
@@ -104,21 +106,24 @@ async def delete(session: AsyncSession, storage: FileStorage, owner: User, docum
 
 
 async def search(
-    session: AsyncSession,
-    owner: User,
+    owner_id: uuid.UUID,
     assistant_id: uuid.UUID,
     query: str,
     top_k: int | None,
     embed: retrieval.QueryEmbedder,
 ) -> list[retrieval.Hit]:
-    assistant: Assistant = await assistants.get_owned(session, owner, assistant_id)
-    hits = await retrieval.retrieve(
-        session,
-        owner.id,
-        assistant.id,
-        query,
-        embed,
-        top_k=top_k or assistant.retrieval_top_k,
-        min_score=assistant.retrieval_min_score,
-    )
-    return hits or []
+    """Hit-testing search. The checks and the search each take a pooled connection for milliseconds;
+    none is held while a worker embeds the query, so slow embeddings cannot drain the pool."""
+    async with unit_of_work() as session:
+        owner = await auth.active_user(session, owner_id)
+        assistant: Assistant = await assistants.get_owned(session, owner, assistant_id)
+        settings = get_settings()
+        top_k = top_k or assistant.retrieval_top_k or settings.retrieval_top_k
+        min_score = assistant.retrieval_min_score
+        if min_score is None:
+            min_score = settings.retrieval_min_score
+        if not await retrieval.has_chunks(session, assistant.id):
+            return []
+    vector = await embed(query)
+    async with unit_of_work() as session:
+        return await retrieval.search(session, owner_id, assistant_id, query, vector, top_k, min_score)

@@ -28,7 +28,8 @@ from core.settings import get_settings
 from models.knowledge import Chunk, Document, DocumentStatus
 from services.knowledge.chunking import chunk_text
 from services.knowledge.embedding import Embedder, EmbeddingError, TransientEmbeddingError
-from services.knowledge.parsing import ParseError, extract_text
+from services.knowledge.parsing import ParseError
+from services.knowledge.sandbox import extract_text_isolated
 from services.knowledge.storage import FileStorage
 
 log = logging.getLogger("chatai.knowledge")
@@ -53,15 +54,25 @@ Reserve = Callable[[Job, int], str | None]
 
 
 def status_event(
-    document_id: uuid.UUID, status: DocumentStatus, progress: float, error: str | None
+    document_id: uuid.UUID,
+    status: DocumentStatus,
+    progress: float,
+    error: str | None,
+    error_code: str | None = None,
 ) -> dict[str, Any]:
-    return {"document_id": str(document_id), "status": status.value, "progress": progress, "error": error}
+    return {
+        "document_id": str(document_id),
+        "status": status.value,
+        "progress": progress,
+        "error": error,
+        "error_code": error_code,
+    }
 
 
 def announce_status(session: AsyncSession, bus: EventBus, document: Document) -> None:
     """Publish the document's status on its owner's topic once the unit of work has committed."""
     topic = user_topic(document.owner_id)
-    event = status_event(document.id, document.status, document.progress, document.error)
+    event = status_event(document.id, document.status, document.progress, document.error, document.error_code)
 
     async def publish() -> None:
         await bus.apublish(topic, "document.status", event)
@@ -86,11 +97,15 @@ class Indexer:
             return "skipped"
         self._publish(job, DocumentStatus.parsing, 0.0, None)
         try:
-            text = extract_text(self.storage.get(job.storage_key), job.kind)  # type: ignore[arg-type]
+            text = extract_text_isolated(
+                self.storage.get(job.storage_key),
+                job.kind,  # type: ignore[arg-type]
+                heartbeat=lambda: self._set(job, DocumentStatus.parsing, 0.0, publish=False),
+            )
         except ParseError as exc:
-            return self.fail(job, str(exc))
+            return self.fail(job, str(exc), exc.code)
         except FileNotFoundError:
-            return self.fail(job, "The uploaded file is missing from storage")
+            return self.fail(job, "The uploaded file is missing from storage", "file_missing")
         settings = get_settings()
         chunks = chunk_text(text, settings.chunk_tokens, settings.chunk_overlap_tokens)
         if self.reserve is not None:
@@ -115,7 +130,7 @@ class Indexer:
             self._set(job, DocumentStatus.queued, 0.0)  # the task's retry claims it again
             raise
         except EmbeddingError as exc:
-            return self.fail(job, f"Embedding failed: {exc}")
+            return self.fail(job, f"Embedding failed: {exc}", "embedding_failed")
         rows = [
             {
                 "id": uuid.uuid4(),
@@ -134,7 +149,7 @@ class Indexer:
             owned = self._update(
                 session, job, DocumentStatus.embedding,
                 status=DocumentStatus.ready, progress=1.0, chunk_count=len(rows),
-                embedding_model=self.embedder.model_name, error=None,
+                embedding_model=self.embedder.model_name, error=None, error_code=None,
             )  # fmt: skip
             if not owned:
                 return "lost"
@@ -143,14 +158,15 @@ class Indexer:
         self._publish(job, DocumentStatus.ready, 1.0, None)
         return DocumentStatus.ready.value
 
-    def fail(self, job: Job, message: str) -> str:
+    def fail(self, job: Job, message: str, code: str) -> str:
         with session_scope() as session:
             owned = self._update(
-                session, job, None, status=DocumentStatus.failed, error=message, heartbeat_at=None
-            )
+                session, job, None,
+                status=DocumentStatus.failed, error=message, error_code=code, heartbeat_at=None,
+            )  # fmt: skip
         if not owned:
             return "lost"
-        self._publish(job, DocumentStatus.failed, 0.0, message)
+        self._publish(job, DocumentStatus.failed, 0.0, message, code)
         return DocumentStatus.failed.value
 
     def _claim(self, document_id: uuid.UUID, attempt: int) -> Job | None:
@@ -168,7 +184,11 @@ class Indexer:
                     ),
                 )
                 .values(
-                    status=DocumentStatus.parsing, progress=0.0, error=None, heartbeat_at=datetime.now(UTC)
+                    status=DocumentStatus.parsing,
+                    progress=0.0,
+                    error=None,
+                    error_code=None,
+                    heartbeat_at=datetime.now(UTC),
                 )
                 .returning(
                     Document.owner_id,
@@ -209,9 +229,16 @@ class Indexer:
         )
         return result.first() is not None
 
-    def _publish(self, job: Job, status: DocumentStatus, progress: float, error: str | None) -> None:
+    def _publish(
+        self,
+        job: Job,
+        status: DocumentStatus,
+        progress: float,
+        error: str | None,
+        error_code: str | None = None,
+    ) -> None:
         self.bus.publish(
             user_topic(job.owner_id),
             "document.status",
-            status_event(job.document_id, status, progress, error),
+            status_event(job.document_id, status, progress, error, error_code),
         )

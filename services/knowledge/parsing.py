@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["txt", "md", "html", "pdf", "docx"]
@@ -22,7 +23,40 @@ class UnsupportedType(Exception):
 
 
 class ParseError(Exception):
-    """The document cannot be turned into text; the message is shown to the owner."""
+    """The document cannot be turned into text; the message is shown to the owner, the code to programs."""
+
+    code = "unreadable_document"
+
+
+class DocumentTooLarge(ParseError):
+    """The document expands past a limit (pages, characters, unpacked bytes, memory or CPU): a
+    decompression bomb or simply too big. Indexing it again would fail again, so it is never retried."""
+
+    code = "document_too_large"
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    max_pages: int
+    max_chars: int
+    max_unpacked_bytes: int
+    max_compression_ratio: float
+
+    @classmethod
+    def from_settings(cls) -> ParseLimits:
+        from core.settings import get_settings
+
+        s = get_settings()
+        return cls(
+            s.document_max_pages,
+            s.document_max_chars,
+            s.document_max_unpacked_bytes,
+            s.document_max_compression_ratio,
+        )
+
+
+# Members this small are never refused for their ratio: a short XML part compresses well by nature.
+RATIO_EXEMPT_BYTES = 1024 * 1024
 
 
 def sniff(data: bytes, filename: str = "") -> Kind:
@@ -60,14 +94,20 @@ def _decode(data: bytes, *, strict: bool = True) -> str | None:
         return None
 
 
-def extract_text(data: bytes, kind: Kind) -> str:
-    """The document's text, cleaned; raises ``ParseError`` with a readable reason."""
+def extract_text(data: bytes, kind: Kind, limits: ParseLimits | None = None) -> str:
+    """The document's text, cleaned; raises ``ParseError`` with a readable reason.
+
+    Run it through ``services.knowledge.sandbox`` on untrusted files: the limits here refuse what can be
+    measured before it is expanded; the sandbox's rlimits catch the rest.
+    """
+    limits = limits or ParseLimits.from_settings()
     if not data:
         raise ParseError("The file is empty")
     try:
         if kind == "pdf":
-            text = _pdf_text(data)
+            text = _pdf_text(data, limits)
         elif kind == "docx":
+            check_zip(data, limits)
             text = _docx_text(data)
         elif kind == "html":
             text = _html_text(_text_or_fail(data))
@@ -75,12 +115,42 @@ def extract_text(data: bytes, kind: Kind) -> str:
             text = _text_or_fail(data)
     except ParseError:
         raise
+    except MemoryError as exc:
+        raise DocumentTooLarge("The document needs more memory to read than it may use") from exc
     except Exception as exc:  # parsers raise many kinds of errors on damaged files
         raise ParseError(f"The {kind} file could not be read: {exc}") from exc
+    _check_chars(len(text), limits)
     text = clean(text)
     if not text:
         raise ParseError("The document contains no text")
     return text
+
+
+def _check_chars(count: int, limits: ParseLimits) -> None:
+    if count > limits.max_chars:
+        raise DocumentTooLarge(f"The document has more than {limits.max_chars} characters of text")
+
+
+def check_zip(data: bytes, limits: ParseLimits) -> None:
+    """Refuse a zip whose members would unpack past the limits, from their declared sizes (reading a
+    member stops at its declared size, so a header that lies cannot unpack more)."""
+    import zipfile
+
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except zipfile.BadZipFile as exc:
+        raise ParseError("The Word document is damaged and cannot be opened") from exc
+    total = 0
+    for member in members:
+        total += member.file_size
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > RATIO_EXEMPT_BYTES and ratio > limits.max_compression_ratio:
+            raise DocumentTooLarge(
+                f"The document's part {member.filename} expands {int(ratio)} times "
+                f"(more than {limits.max_compression_ratio:g})"
+            )
+    if total > limits.max_unpacked_bytes:
+        raise DocumentTooLarge(f"The document unpacks to more than {limits.max_unpacked_bytes} bytes")
 
 
 def _text_or_fail(data: bytes) -> str:
@@ -90,7 +160,7 @@ def _text_or_fail(data: bytes) -> str:
     return text
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(data: bytes, limits: ParseLimits) -> str:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -98,7 +168,22 @@ def _pdf_text(data: bytes) -> str:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise ParseError("The PDF is encrypted (password protected)")
-        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        if len(reader.pages) > limits.max_pages:
+            raise DocumentTooLarge(f"The PDF has more than {limits.max_pages} pages")
+        parts: list[str] = []
+        unpacked = chars = 0
+        for page in reader.pages:
+            contents = page.get_contents()
+            # Decoded once here (pypdf keeps it for the extraction): a small stream can inflate hugely.
+            unpacked += len(contents.get_data()) if contents is not None else 0
+            if unpacked > limits.max_unpacked_bytes:
+                raise DocumentTooLarge(
+                    f"The PDF's pages unpack to more than {limits.max_unpacked_bytes} bytes"
+                )
+            parts.append(page.extract_text() or "")
+            chars += len(parts[-1])
+            _check_chars(chars, limits)
+        return "\n\n".join(parts)
     except FileNotDecryptedError as exc:
         raise ParseError("The PDF is encrypted (password protected)") from exc
     except PdfReadError as exc:

@@ -61,6 +61,7 @@ async def reap_documents(session: AsyncSession, bus: EventBus, limit: int = 200)
         if document.attempt >= settings.document_max_attempts:
             document.status = DocumentStatus.failed
             document.error = WORKER_LOST
+            document.error_code = "worker_lost"
             failed.append(document.id)
         else:
             document.attempt += 1

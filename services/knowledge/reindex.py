@@ -104,6 +104,7 @@ async def claim_next(session: AsyncSession, bus: EventBus, run_id: uuid.UUID) ->
         document.status = DocumentStatus.queued
         document.progress = 0.0
         document.error = None
+        document.error_code = None
         document.heartbeat_at = datetime.now(UTC)
         await session.flush()
         outbox.enqueue(session, TASKS.index_document, str(document.id), document.attempt)

@@ -18,6 +18,7 @@ from telegram.error import InvalidToken, TelegramError
 from core import outbox, secretbox
 from core.events import EventBus, user_topic
 from core.queues import TASKS
+from core.security import hash_secret
 from core.settings import get_settings
 from models import BotStatus, TelegramBot, User
 from services import assistants
@@ -75,7 +76,8 @@ async def connect(session: AsyncSession, owner: User, assistant_id: uuid.UUID, t
         telegram_id=me.id,
         username=me.username or str(me.id),
         token_encrypted=secretbox.encrypt(token),
-        webhook_secret=secrets.token_urlsafe(32),
+        # Replaced by each webhook registration; until then a secret nobody holds.
+        webhook_secret=hash_secret(secrets.token_urlsafe(32)),
     )
     session.add(bot)
     await session.flush()
@@ -91,13 +93,16 @@ async def _register(bot: TelegramBot, token: str) -> None:
     try:
         if settings.use_telegram_webhooks:
             url = webhook_url_for(bot.id)
+            # A new secret each time: only its hash is stored, so it cannot be sent again.
+            secret = secrets.token_urlsafe(32)
             await client.set_webhook(
                 url,
-                secret_token=bot.webhook_secret,
+                secret_token=secret,
                 allowed_updates=ALLOWED_UPDATES,
                 max_connections=settings.telegram_webhook_max_connections,
             )
             bot.webhook_url = url
+            bot.webhook_secret = hash_secret(secret)
         else:
             await client.delete_webhook()
             bot.webhook_url = None
@@ -258,3 +263,13 @@ async def check_webhooks(session: AsyncSession, bus: EventBus) -> dict[str, int]
             bot.webhook_checked_at = datetime.now(UTC)
     await session.flush()
     return counts
+
+
+async def reencrypt_tokens(session: AsyncSession) -> int:
+    """Every bot token encrypted again under the first of ``CHATAI_TELEGRAM_TOKEN_KEYS`` (after a key
+    rotation, or to leave the keys once derived from the JWT secret); returns how many."""
+    bots = (await session.scalars(select(TelegramBot))).all()
+    for bot in bots:
+        bot.token_encrypted = secretbox.rotate(bot.token_encrypted)
+    await session.flush()
+    return len(bots)

@@ -28,6 +28,7 @@ from telegram import Update
 from core import outbox
 from core.queues import TASKS
 from core.redis import async_redis
+from core.security import hash_secret
 from core.settings import get_settings
 from core.unit_of_work import unit_of_work
 from models import BotStatus, TelegramBot
@@ -130,7 +131,7 @@ async def receive_webhook(session: AsyncSession, bot_id: uuid.UUID, secret: str 
     if known is None:
         raise NotFound("Bot not found")
     expected, active = known
-    if not hmac.compare_digest((secret or "").encode(), expected.encode()):
+    if not hmac.compare_digest(hash_secret(secret or "").encode(), expected.encode()):
         raise Forbidden("The secret token does not match")
     if not active:
         return

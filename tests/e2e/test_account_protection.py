@@ -16,7 +16,8 @@ from tests.fixtures.api import signup
 from tests.fixtures.billing import sql
 from tests.fixtures.stack import Stack, running_stack
 
-LOCKOUT_SECONDS = 3
+LOCKOUT_SECONDS = 8  # outlasts the slow logins between a lock and its check on a busy machine
+EMAIL_WIDE_FAILURES = 4
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,9 @@ def protected_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stac
         **stack_env,
         "CHATAI_LOGIN_MAX_FAILURES": "3",
         "CHATAI_LOGIN_LOCKOUT_SECONDS": str(LOCKOUT_SECONDS),
+        "CHATAI_LOGIN_DELAY_AFTER_FAILURES": str(EMAIL_WIDE_FAILURES),
+        "CHATAI_LOGIN_DELAY_BASE_SECONDS": "2",
+        "CHATAI_LOGIN_DELAY_MAX_SECONDS": "4",
     }
     with running_stack(env, log_dir, workers=()) as system:  # type: ignore[arg-type]
         yield system
@@ -82,6 +86,42 @@ async def test_failed_logins_lock_the_account_and_are_audited(
     # A successful login clears the count: two more failures do not lock.
     assert [(await _login(http, account.email, "nope nope")).status_code for _ in range(2)] == [401, 401]
     assert (await _login(http, account.email, account.password)).status_code == 200
+
+
+async def test_guesses_from_many_addresses_slow_an_email_down_but_never_lock_its_owner_out(
+    http: httpx.AsyncClient,
+) -> None:
+    account = await signup(http, "targeted")
+    home = "198.51.100.20"
+    assert (await _login(http, account.email, account.password, home)).status_code == 200
+    # Guesses spread over addresses, each far below its own lock.
+    answers = [await _login(http, account.email, "a wrong guess", f"192.0.2.{i}") for i in range(1, 7)]
+    assert [r.status_code for r in answers] == [401] * EMAIL_WIDE_FAILURES + [429, 429]
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in answers[EMAIL_WIDE_FAILURES:])
+    assert answers[-1].json()["error"]["code"] == "rate_limited"
+
+    # The owner, from an address the account has logged in from, gets in at once.
+    assert (await _login(http, account.email, account.password, home)).status_code == 200
+    # A new address is asked to wait, not refused for good: after the delay the right password works.
+    r = await _login(http, account.email, account.password, "203.0.113.50")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1, r.text
+    async with asyncio.timeout(15):
+        while r.status_code == 429:
+            await asyncio.sleep(0.2)
+            r = await _login(http, account.email, account.password, "203.0.113.50")
+    assert r.status_code == 200, r.text
+
+
+async def test_a_lock_holds_one_address_and_leaves_the_owner_alone(http: httpx.AsyncClient) -> None:
+    account = await signup(http, "pinned")
+    home = "198.51.100.30"
+    assert (await _login(http, account.email, account.password, home)).status_code == 200
+    guesser = "192.0.2.200"
+    codes = [(await _login(http, account.email, "a wrong guess", guesser)).status_code for _ in range(3)]
+    assert codes == [401, 401, 423]
+    assert (await _login(http, account.email, account.password, guesser)).status_code == 423
+    assert (await _login(http, account.email, account.password, home)).status_code == 200
+    assert (await _login(http, account.email, account.password, "203.0.113.60")).status_code == 200
 
 
 async def test_unknown_email_and_wrong_password_take_similar_time(http: httpx.AsyncClient) -> None:

@@ -125,6 +125,11 @@ async def test_oversized_and_malformed_bodies(http: httpx.AsyncClient) -> None:
     # A file under its own limit passes although it is over the JSON body limit.
     r = await http.post(url, files={"file": ("b.txt", b"w " * 15_000, "text/plain")}, headers=user.headers)
     assert r.status_code == 202, r.text
+    # Any other route keeps the small limit, whatever Content-Type the client declares.
+    multipart = {"file": ("c.txt", b"w " * 15_000, "text/plain")}
+    for other in ("/api/assistants", f"/api/assistants/{assistant_id}/search", "/api/auth/login"):
+        r = await http.post(other, files=multipart, headers=user.headers)
+        assert _error(r) == (413, "too_large"), (other, r.text)
 
     r = await http.post(
         "/api/assistants", content=b'{"name": ', headers={**user.headers, "Content-Type": "application/json"}

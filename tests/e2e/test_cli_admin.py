@@ -1,13 +1,17 @@
-"""``chatai create-admin``, ``rollup`` and ``reconcile`` as subprocesses, on the database ``DATABASE_URL``
-names."""
+"""``chatai create-admin``, ``rollup``, ``reconcile`` and ``rotate-bot-tokens`` as subprocesses, on the
+database ``DATABASE_URL`` names."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+
+from cryptography.fernet import Fernet
 
 from core.security import verify_password
 from tests.fixtures.billing import sql
@@ -120,3 +124,27 @@ def test_reconcile_now_lists_a_corrupted_balance_and_leaves_it(
     ((recorded,),) = sql(database_url, "SELECT count(*) FROM balance_mismatches WHERE owner_id = %s", user_id)
     assert recorded == 1
     assert sql(database_url, balance_sql, user_id) == [(before + 777,)]  # reported, not fixed
+
+
+def test_rotate_bot_tokens_moves_old_derived_key_rows_to_the_configured_key(
+    stack_env: dict[str, str], database_url: str
+) -> None:
+    ((owner,),) = sql(database_url, "SELECT id::text FROM users LIMIT 1")
+    assistant = insert_assistant(database_url, owner)
+    token = "424242:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQ"
+    derived = hashlib.sha256(b"chatai-secretbox:" + stack_env["CHATAI_JWT_SECRET"].encode()).digest()
+    legacy = Fernet(base64.urlsafe_b64encode(derived)).encrypt(token.encode())
+    ((bot_id,),) = sql(
+        database_url,
+        "INSERT INTO telegram_bots (id, owner_id, assistant_id, telegram_id, username, token_encrypted,"
+        " webhook_secret, status, pending_update_count, updated_at) VALUES (gen_random_uuid(), %s, %s,"
+        " 424242, 'old_bot', %s, 'x', 'active', 0, now()) RETURNING id::text",
+        owner, assistant, legacy,
+    )  # fmt: skip
+    key = Fernet.generate_key().decode()
+    env = {**stack_env, "CHATAI_TELEGRAM_TOKEN_KEYS": key}
+    done = chatai(env, "rotate-bot-tokens")
+    assert done.returncode == 0, done.stderr
+    assert "re-encrypted" in done.stdout
+    ((stored,),) = sql(database_url, "SELECT token_encrypted FROM telegram_bots WHERE id = %s", bot_id)
+    assert Fernet(key).decrypt(bytes(stored)).decode() == token

@@ -51,11 +51,14 @@ def kb_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
         "CHATAI_EMBEDDINGS_CONCURRENCY": "1",
         "CHATAI_LLM_CONCURRENCY": "20",
         "CHATAI_DOCUMENT_SILENCE_SECONDS": "3",
-        # The first search waits for the llm worker to load the model: slow on a busy 2-core machine.
+        # The first search waits for the queries worker to load the model: slow on a busy 2-core machine.
         "CHATAI_QUERY_EMBEDDING_TIMEOUT_SECONDS": "90",
+        # The llm worker loads the model on its first answer with knowledge, after the claim and before
+        # its first heartbeat: seconds, or tens of seconds on a busy machine.
+        "CHATAI_REPLY_SILENCE_SECONDS": "120",
         "HF_HUB_OFFLINE": "1",
     }
-    with running_stack(env, log_dir, workers=("llm", "embeddings"), beat=True) as system:  # type: ignore[arg-type]
+    with running_stack(env, log_dir, workers=("llm", "embeddings", "queries"), beat=True) as system:  # type: ignore[arg-type]
         yield system
 
 

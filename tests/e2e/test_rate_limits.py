@@ -28,6 +28,7 @@ def limited_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]
         "CHATAI_RATE_LIMIT_REGISTER_PER_EMAIL": "2/minute",
         "CHATAI_RATE_LIMIT_MESSAGES_PER_USER": "5/minute",
         "CHATAI_RATE_LIMIT_UPLOADS_PER_USER": "2/minute",
+        "CHATAI_RATE_LIMIT_SEARCHES_PER_USER": "3/minute",
         "CHATAI_MAX_CONCURRENT_GENERATIONS_PER_ASSISTANT": "2",
         "CHATAI_LOGIN_MAX_FAILURES": "1000",
     }
@@ -130,6 +131,19 @@ async def test_uploads_are_limited_per_user(http: httpx.AsyncClient) -> None:
     assert_limited(
         await http.post(url, files={"file": ("3.txt", b"more", "text/plain")}, headers=user.headers)
     )
+
+
+async def test_searches_are_limited_per_user(http: httpx.AsyncClient) -> None:
+    user, other = await _user(http), await _user(http)
+    assistant_id, _ = await new_dialog(http, user)
+    url = f"/api/assistants/{assistant_id}/search"
+    for _ in range(3):  # no documents yet: answered without an embedding
+        r = await http.post(url, json={"query": "refunds"}, headers=user.headers)
+        assert r.status_code == 200 and r.json()["items"] == [], r.text
+    assert_limited(await http.post(url, json={"query": "refunds"}, headers=user.headers))
+    # The count is the user's own.
+    r = await http.post(url, json={"query": "refunds"}, headers=other.headers)
+    assert r.status_code == 404, r.text
 
 
 async def test_concurrent_generations_are_capped_per_assistant(http: httpx.AsyncClient) -> None:

@@ -76,7 +76,7 @@ def world() -> World:
 def start(env: dict[str, str], log_dir: Any, beat: bool = False) -> tuple[Stack, dict[str, Child]]:
     system = Stack(env, log_dir)
     system.start_api()
-    workers = {queue: system.start_worker(queue) for queue in ("llm", "embeddings", "billing")}
+    workers = {queue: system.start_worker(queue) for queue in ("llm", "embeddings", "billing", "queries")}
     if beat:
         system.start_beat()
     return system, workers

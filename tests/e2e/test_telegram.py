@@ -4,6 +4,8 @@ the fake Bot API (which enforces Telegram's limits) and the fake LLM, over HTTP.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +15,7 @@ import httpx
 import orjson
 import pytest
 import redis
+from cryptography.fernet import Fernet, InvalidToken
 
 from core.queues import TASKS
 from services.telegram.inbox import PARKED_RETRY_SECONDS, inbox_key, scheduled_key
@@ -20,7 +23,7 @@ from tests.fixtures.api import WsClient, signup
 from tests.fixtures.billing import make_admin, send_task, sql
 from tests.fixtures.fake_telegram import FakeTelegram
 from tests.fixtures.processes import wait_for
-from tests.fixtures.stack import FakeLLM, Stack, running_stack
+from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack, running_stack
 from tests.fixtures.telegram import (
     ConnectedBot,
     connect_bot,
@@ -84,9 +87,17 @@ async def test_connect_validates_the_token_and_registers_the_webhook(
     )
     assert r.status_code == 409
 
-    # The token is stored encrypted and never written to a log.
-    (stored,), *_ = sql(database_url, "SELECT token_encrypted FROM telegram_bots WHERE id = %s", bot.id)
+    # The token is stored encrypted, under a key not derived from the JWT secret, and never written to
+    # a log; the webhook secret is stored as its SHA-256 only.
+    ((stored, stored_secret),) = sql(
+        database_url, "SELECT token_encrypted, webhook_secret FROM telegram_bots WHERE id = %s", bot.id
+    )
     assert bot.token.encode() not in bytes(stored)
+    with pytest.raises(InvalidToken):
+        # The key earlier versions derived from the JWT secret.
+        derived = hashlib.sha256(b"chatai-secretbox:" + TEST_JWT_SECRET.encode()).digest()
+        Fernet(base64.urlsafe_b64encode(derived)).decrypt(bytes(stored))
+    assert stored_secret == hashlib.sha256(webhook["secret_token"].encode()).hexdigest()
     for child in tg_stack.children:
         assert bot.token not in child.log_text(), child.name
 

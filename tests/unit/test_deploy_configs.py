@@ -170,6 +170,11 @@ def test_compose_file_matches_the_compose_spec_and_runs_every_process(tmp_path: 
     assert services["postgres"]["image"].startswith("pgvector/pgvector:")
     assert {"api", "beat", "flower", "prometheus", "grafana", "migrate"} <= set(services)
     assert "--basic-auth" in " ".join(services["flower"]["command"])
+    # Only the proxy's path into the network (its gateway) may set the client address.
+    compose = yaml.safe_load(path.read_text())
+    gateway = compose["networks"]["default"]["ipam"]["config"][0]["gateway"]
+    api = services["api"]["command"]
+    assert api[api.index("--forwarded-allow-ips") + 1] == f"${{CHATAI_FORWARDED_ALLOW_IPS:-{gateway}}}"
     for name, service in services.items():
         if name.startswith("worker-"):
             assert service["stop_grace_period"] == "16m" and _longest_task_seconds() < 16 * 60

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -69,3 +70,44 @@ def test_tokens_are_encrypted_and_keys_rotate(keys: list[str], monkeypatch: pyte
     assert secretbox.decrypt(rotated) == token
     with pytest.raises(secretbox.InvalidToken):
         secretbox.decrypt(sealed)
+
+
+def _reload() -> None:
+    get_settings.cache_clear()
+    secretbox.reset()
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    monkeypatch.delenv("CHATAI_TELEGRAM_TOKEN_KEYS", raising=False)
+    monkeypatch.setenv("CHATAI_DATA_DIR", str(tmp_path))
+    _reload()
+    yield tmp_path
+    _reload()
+
+
+def test_token_keys_are_not_derived_from_the_jwt_secret(
+    no_keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "123456:ABCdefGhIJKlmNoPQRstuVWXyz0123456789"
+    sealed = secretbox.encrypt(token)
+    # Rotating the signing key leaves every bot token readable.
+    monkeypatch.setenv("CHATAI_JWT_SECRET", "a-completely-new-signing-secret-of-40-bytes")
+    _reload()
+    assert secretbox.decrypt(sealed) == token
+    # Without configured keys (development, tests) the key is the data dir's own, made once.
+    assert (no_keys / secretbox.KEY_FILE).stat().st_mode & 0o077 == 0
+
+
+def test_tokens_sealed_with_the_old_derived_key_still_open_until_rotated(
+    keys: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "123456:ABCdefGhIJKlmNoPQRstuVWXyz0123456789"
+    legacy = Fernet(secretbox.legacy_keys(get_settings())[0]).encrypt(token.encode())
+    assert secretbox.decrypt(legacy) == token
+    rotated = secretbox.rotate(legacy)
+    monkeypatch.setenv("CHATAI_TELEGRAM_TOKEN_LEGACY_KEYS", "false")
+    _reload()
+    assert secretbox.decrypt(rotated) == token
+    with pytest.raises(secretbox.InvalidToken):
+        secretbox.decrypt(legacy)
