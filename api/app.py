@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
+from api.openapi_links import install_links
 from api.routers import (
     admin_ops,
     admin_users,
@@ -104,4 +105,5 @@ def create_app() -> FastAPI:
     )
     for module in routers:
         app.include_router(module.router)
+    install_links(app)
     return app

@@ -29,9 +29,24 @@ def readable_by(user: User) -> ColumnElement[bool] | None:
     if user.role == Role.admin:
         return None
     if user.role == Role.operator:
-        assigned = select(AssistantOperator.assistant_id).where(AssistantOperator.operator_id == user.id)
-        return or_(Dialog.owner_id == user.id, Dialog.assistant_id.in_(assigned))
+        return or_(Dialog.owner_id == user.id, Dialog.assistant_id.in_(_assigned(user)))
     return Dialog.owner_id == user.id
+
+
+def _assigned(operator: User) -> Select[tuple[uuid.UUID]]:
+    return select(AssistantOperator.assistant_id).where(AssistantOperator.operator_id == operator.id)
+
+
+async def _ensure_assistant_visible(session: AsyncSession, user: User, assistant_id: uuid.UUID) -> None:
+    """An assistant named in a filter must be one whose dialogs ``user`` may read: another tenant's is as
+    absent as a missing one (404), rather than an empty list."""
+    query = select(Assistant.id).where(Assistant.id == assistant_id)
+    if user.role == Role.operator:
+        query = query.where(or_(Assistant.owner_id == user.id, Assistant.id.in_(_assigned(user))))
+    elif user.role != Role.admin:
+        query = query.where(Assistant.owner_id == user.id)
+    if await session.scalar(query) is None:
+        raise NotFound("Assistant not found")
 
 
 def _visible(user: User) -> Select[tuple[Dialog]]:
@@ -69,6 +84,7 @@ async def list_visible(
 ) -> Page[Dialog]:
     query = _visible(user)
     if assistant_id is not None:
+        await _ensure_assistant_visible(session, user, assistant_id)
         query = query.where(Dialog.assistant_id == assistant_id)
     query = newest_first(query, Dialog.created_at, Dialog.id, limit, cursor)
     return page_of((await session.scalars(query)).all(), limit)

@@ -1,28 +1,36 @@
 """The tenant-isolation matrix, generated from the app's own OpenAPI document.
 
-Every operation whose path (or JSON body) names a resource id is called by user B with user A's real
-ids: each answer must be ``404 not_found`` without any of A's data, and A's rows must be unchanged in
-the database afterwards. Every protected operation without credentials must be ``401``. A new route
-whose path id the matrix cannot fill, or a new route without authentication, fails the suite until it
-is added here (with a reason when it is deliberately not tenant-scoped).
+Every operation whose path, JSON body or optional query filter (``?assistant_id=``) names a resource id
+is called with user A's real ids by each kind of caller that must not reach A's data: another user, an
+operator not assigned to A's assistant, a widget session of A's other assistant, a user demoted from
+operator. Each answer must be ``404 not_found`` (``403`` for a role the caller lacks, ``401`` for a
+widget token outside its endpoints) without any of A's data, and A's rows must be unchanged in the
+database afterwards. Every protected operation without credentials must be ``401``. The routes hidden
+from the OpenAPI document are listed here with their checks. A new route whose id the matrix cannot
+fill, a new hidden route, or a new route without authentication, fails the suite until it is added here
+(with a reason when it is deliberately not tenant-scoped).
 """
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fixtures.api import Account, WsClient, poll_reply, post_message, signup
-from tests.fixtures.billing import sql
+from tests.fixtures.api import Account, WsClient, assign_operator, poll_reply, post_message, signup
+from tests.fixtures.billing import make_admin, sql
+from tests.fixtures.openapi_calls import ADMIN_PREFIX, Call, calls, owned_rows
+from tests.fixtures.routes import built_app, hidden_routes
 from tests.fixtures.stack import Stack, running_stack
 
 SECRET = f"tenant-a-secret-{uuid.uuid4().hex[:8]}"
+SHOP = "https://shop.example"
 
 # Routes that answer without a user's token, and why.
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
@@ -42,23 +50,40 @@ NOT_TENANT_SCOPED: dict[tuple[str, str], str] = {
     ("POST", "/api/widget/{public_key}/sessions"): "public by design: anonymous visitors of the widget",
 }
 
+# Query filters only admins may pass: anyone else is refused (403) whatever the id, so the answer says
+# nothing about the id.
+ADMIN_QUERY_FILTERS: dict[tuple[str, str, str], str] = {
+    ("GET", "/api/analytics/usage", "user_id"): "admins read any user's usage; owners their own",
+}
+
 # Routes without a tenant's id that answer every signed-in user the same platform-wide data, and why.
 SHARED_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/models"): "the priced chat models any owner may choose; no tenant's data",
 }
 
-# Role-gated routes: a plain user (B) is refused with 403 whatever the id.
-ADMIN_PREFIX = "/api/admin/"
-# The OpenAI-compatible API: authenticated by API keys, never by a user's token, and answering errors in
-# OpenAI's shape. Its tenant isolation (another tenant's assistant as the model is 404 model_not_found)
-# is tested in test_v1_api.py, as the model is named in the body, not in a path.
+# The OpenAI-compatible API: authenticated by API keys, never by a user's or a widget's token (401
+# invalid_api_key, in OpenAI's error shape). Its tenant isolation (another tenant's assistant as the
+# model is 404 model_not_found) is tested in test_v1_api.py, as the model is named in the body.
 OPENAI_PREFIX = "/v1/"
+
+# The routes a widget session token may call, for its own dialog only; every other route answers it 401.
+WIDGET_ROUTES = {
+    ("GET", "/api/dialogs/{dialog_id}"),
+    ("GET", "/api/dialogs/{dialog_id}/messages"),
+    ("POST", "/api/dialogs/{dialog_id}/messages"),
+    ("GET", "/api/messages/{message_id}"),
+}
+
+Expected = Callable[[Call], tuple[int, str]]
 
 
 @dataclass
 class TenantA:
     account: Account
-    ids: dict[str, list[str]]  # path or body parameter name -> A's real ids of that kind
+    ids: dict[str, list[str]]  # path, query or body parameter name -> A's real ids of that kind
+    public_key: str  # of the assistant in ``ids``
+    other_assistant_id: str  # A's second assistant, with none of the resources above
+    other_public_key: str  # its widget is open to SHOP
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +99,17 @@ async def http(matrix_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def tenant_a(http: httpx.AsyncClient) -> TenantA:
-    """A user with one of every resource, each carrying ``SECRET``."""
+@pytest.fixture
+async def spec(http: httpx.AsyncClient) -> dict[str, Any]:
+    return (await http.get("/api/openapi.json")).json()
+
+
+async def tenant_a(http: httpx.AsyncClient, database_url: str) -> TenantA:
+    """A user with one of every resource, each carrying ``SECRET``, and a second, empty assistant."""
     a = await signup(http, "tenant-a")
     r = await http.post("/api/assistants", json={"name": SECRET, "system_prompt": SECRET}, headers=a.headers)
     assert r.status_code == 201, r.text
-    assistant_id = r.json()["id"]
+    assistant_id, public_key = r.json()["id"], r.json()["public_key"]
     r = await http.post(
         "/api/dialogs", json={"assistant_id": assistant_id, "title": SECRET}, headers=a.headers
     )
@@ -103,7 +133,12 @@ async def tenant_a(http: httpx.AsyncClient) -> TenantA:
     r = await http.get("/api/balance/transactions", headers=a.headers)
     transaction_ids = [t["id"] for t in r.json()["items"]]
     assert transaction_ids, "the signup credit is A's first transaction"
-    return TenantA(
+    r = await http.post(
+        "/api/assistants", json={"name": "Other", "widget_allowed_origins": [SHOP]}, headers=a.headers
+    )
+    assert r.status_code == 201, r.text
+    other = r.json()
+    tenant = TenantA(
         a,
         {
             "assistant_id": [assistant_id],
@@ -115,7 +150,13 @@ async def tenant_a(http: httpx.AsyncClient) -> TenantA:
             "model": ["*"],
             "api_key_id": [api_key_id],
         },
+        public_key,
+        other["id"],
+        other["public_key"],
     )
+    tenant.ids["bot_id"] = [telegram_bot(database_url, tenant)]
+    tenant.ids["invitation_id"] = [await operator_invitation(http, database_url, tenant)]
+    return tenant
 
 
 def telegram_bot(database_url: str, a: TenantA) -> str:
@@ -148,190 +189,368 @@ async def operator_invitation(http: httpx.AsyncClient, database_url: str, a: Ten
     return str(invitation["id"])
 
 
-def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
-        schema = spec["components"]["schemas"][name]
-    return schema
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
-def sample(spec: dict[str, Any], schema: dict[str, Any], name: str, ids: dict[str, list[str]]) -> Any:
-    """A valid value for ``schema``; id fields get A's ids so the body itself points at A's rows."""
-    schema = _resolve(spec, schema)
-    if name in ids and schema.get("format") == "uuid":
-        return ids[name][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if key in schema:
-            options = [s for s in schema[key] if _resolve(spec, s).get("type") != "null"]
-            return sample(spec, options[0], name, ids)
-    if "enum" in schema:
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    kind = schema.get("type")
-    if kind == "object":
-        return {
-            field: sample(spec, sub, field, ids)
-            for field, sub in schema.get("properties", {}).items()
-            if field in schema.get("required", [])
-        }
-    if kind == "array":
-        return [sample(spec, schema.get("items", {}), name, ids)] * schema.get("minItems", 0)
-    if kind == "integer":
-        return max(int(schema.get("minimum", 1)), int(schema.get("exclusiveMinimum", 0)) + 1)
-    if kind == "number":
-        return schema.get("minimum", 0.5)
-    if kind == "boolean":
-        return True
-    if schema.get("format") == "uuid":
-        return str(uuid.uuid4())
-    if schema.get("format") == "email":
-        return "someone@example.com"
-    return "x" * max(1, int(schema.get("minLength", 1)))
-
-
-@dataclass(frozen=True)
-class Call:
-    method: str
-    route: str
-    path: str
-    kwargs: dict[str, Any]
-    names_a_resource: bool  # a path id or a body id of A's
-
-
-def calls(spec: dict[str, Any], tenant_ids: dict[str, list[str]], uncovered: list[str]) -> Iterator[Call]:
-    for route, operations in spec["paths"].items():
-        for method, operation in operations.items():
-            method = method.upper()
-            params = [p for p in operation.get("parameters", []) if p["in"] == "path"]
-            ids = tenant_ids
-            if route.startswith(ADMIN_PREFIX):
-                # Role-gated: refused to a plain user whatever the id, so any well-formed value will do.
-                ids = {**ids, **{p["name"]: [sample(spec, p.get("schema", {}), "", {})]
-                                 for p in params if p["name"] not in ids}}  # fmt: skip
-            missing = [p["name"] for p in params if p["name"] not in ids]
-            if missing and (method, route) not in NOT_TENANT_SCOPED:
-                uncovered.append(f"{method} {route}: path parameter(s) {missing}")
-                continue
-            if missing:
-                continue
-            kwargs: dict[str, Any] = {}
-            query = {
-                p["name"]: sample(spec, p.get("schema", {}), p["name"], ids)
-                for p in operation.get("parameters", [])
-                if p["in"] == "query" and p.get("required")
-            }
-            if query:
-                kwargs["params"] = query
-            content = operation.get("requestBody", {}).get("content", {})
-            body_names_a: bool = False
-            if "application/json" in content:
-                body = sample(spec, content["application/json"].get("schema", {}), "", ids)
-                kwargs["json"] = body
-                body_names_a = isinstance(body, dict) and any(
-                    value in ids.get(field, []) for field, value in body.items()
-                )
-            elif "multipart/form-data" in content:
-                kwargs["files"] = {"file": ("b.txt", b"tenant b was here", "text/plain")}
-            names = [p["name"] for p in params]
-            for values in itertools.product(*(ids[n] for n in names)):
-                path = route
-                for name, value in zip(names, values, strict=True):
-                    path = path.replace("{" + name + "}", value)
-                yield Call(method, route, path, kwargs, bool(names) or body_names_a)
-
-
-def owned_rows(database_url: str, user_id: str) -> dict[str, str]:
-    """A digest of every row A owns, in every table that has an ``owner_id`` (or ``user_id``)."""
-    digests = {}
-    tables = sql(
-        database_url,
-        """SELECT table_name, column_name FROM information_schema.columns
-           WHERE table_schema = 'public' AND column_name IN ('owner_id', 'user_id')""",
+async def login(http: httpx.AsyncClient, account: Account) -> Account:
+    r = await http.post("/api/auth/login", json={"email": account.email, "password": account.password})
+    assert r.status_code == 200, r.text
+    tokens = r.json()
+    return dataclasses.replace(
+        account, access_token=tokens["access_token"], refresh_token=tokens["refresh_token"]
     )
-    for table, column in tables:
-        (digest,), *_ = sql(
-            database_url,
-            f"SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) "
-            f'FROM "{table}" t WHERE "{column}" = %s',
-            user_id,
-        )
-        digests[f"{table}.{column}"] = digest
-    (user_row,), *_ = sql(database_url, "SELECT u::text FROM users u WHERE id = %s", user_id)
-    digests["users"] = user_row
-    return digests
 
 
-async def test_user_b_gets_404_for_every_route_with_a_users_ids(
-    http: httpx.AsyncClient, matrix_stack: Stack, database_url: str
-) -> None:
-    a = await tenant_a(http)
-    a.ids["bot_id"] = [telegram_bot(database_url, a)]
-    a.ids["invitation_id"] = [await operator_invitation(http, database_url, a)]
-    b = await signup(http, "tenant-b")
-    spec = (await http.get("/api/openapi.json")).json()
-    before = owned_rows(database_url, a.account.user_id)
+async def an_admin(http: httpx.AsyncClient, database_url: str, name: str = "admin") -> Account:
+    admin = await signup(http, name)
+    make_admin(database_url, admin.user_id)
+    return admin
 
+
+async def set_role(http: httpx.AsyncClient, admin: Account, account: Account, role: str) -> Account:
+    """Change ``account``'s role through the admin API; returns it logged in again (the change refuses
+    every earlier token)."""
+    r = await http.patch(f"/api/admin/users/{account.user_id}", json={"role": role}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["role"] == role, r.text
+    return await login(http, account)
+
+
+async def an_operator(http: httpx.AsyncClient, admin: Account, owner: Account, assistant_id: str) -> Account:
+    operator = await set_role(http, admin, await signup(http, "operator"), "operator")
+    await assign_operator(http, owner, assistant_id, operator)
+    return operator
+
+
+def role_refusal(call: Call) -> tuple[int, str]:
+    """What a caller without the admin role gets for a call with A's ids."""
+    if call.route.startswith(ADMIN_PREFIX) or (call.method, call.route, call.query_id) in ADMIN_QUERY_FILTERS:
+        return 403, "forbidden"
+    return 404, "not_found"
+
+
+def widget_refusal(call: Call) -> tuple[int, str]:
+    """What a widget session token gets for a call with A's ids (or with none)."""
+    return (404, "not_found") if (call.method, call.route) in WIDGET_ROUTES else (401, "unauthorized")
+
+
+def _answer(r: httpx.Response) -> tuple[int, str | None]:
+    try:
+        return r.status_code, r.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return r.status_code, None
+
+
+async def sweep(
+    http: httpx.AsyncClient,
+    spec: dict[str, Any],
+    a: TenantA,
+    headers: dict[str, str],
+    expected: Expected,
+    every_route: bool = False,
+) -> set[tuple[str, str, str | None]]:
+    """Call every generated operation naming A's resources (``every_route``: every protected one) with
+    ``headers``; each answer must be the expected refusal, without A's data. Returns what was called."""
     uncovered: list[str] = []
     checked = set()
-    for call in calls(spec, a.ids, uncovered):
-        if not call.names_a_resource or (call.method, call.route) in NOT_TENANT_SCOPED:
+    for call in calls(spec, a.ids, uncovered, NOT_TENANT_SCOPED):
+        route = (call.method, call.route)
+        if route in NOT_TENANT_SCOPED or route in PUBLIC_ROUTES:
             continue
-        r = await http.request(call.method, call.path, headers=b.headers, **call.kwargs)
-        expected = (403, "forbidden") if call.route.startswith(ADMIN_PREFIX) else (404, "not_found")
-        assert (r.status_code, r.json()["error"]["code"]) == expected, (call.method, call.path, r.text)
-        assert SECRET not in r.text, (call.method, call.path)
-        checked.add((call.method, call.route))
+        if not (call.names_a_resource or every_route):
+            continue
+        r = await http.request(call.method, call.path, headers=headers, **call.kwargs)
+        want = (401, "invalid_api_key") if call.route.startswith(OPENAI_PREFIX) else expected(call)
+        assert _answer(r) == want, (str(call), r.text)
+        assert SECRET not in r.text, str(call)
+        checked.add((call.method, call.route, call.query_id))
     assert not uncovered, (
         "routes the tenant matrix cannot fill (give it tenant A's id of that kind in tenant_a(), "
         f"or list the route in NOT_TENANT_SCOPED with a reason): {uncovered}"
     )
-    # The matrix really ran over the resource routes, including the destructive ones.
-    assert len(checked) >= 15, checked
-    assert {
-        ("DELETE", "/api/api-keys/{api_key_id}"),
-        ("DELETE", "/api/assistants/{assistant_id}"),
-        ("POST", "/api/assistants/{assistant_id}/rotate-public-key"),
-        ("POST", "/api/assistants/{assistant_id}/operator-invitations"),
-        ("POST", "/api/operator-invitations/{invitation_id}/accept"),
-        ("DELETE", "/api/operator-invitations/{invitation_id}"),
-        ("DELETE", "/api/documents/{document_id}"),
-        ("POST", "/api/dialogs/{dialog_id}/messages"),
-        ("POST", "/api/dialogs"),
-    } <= checked
+    return checked
 
-    for (method, route), _reason in SHARED_ROUTES.items():
-        r = await http.request(method, route, headers=b.headers)
-        assert r.status_code == 200 and SECRET not in r.text, (method, route, r.text)
-        assert r.json() == (await http.request(method, route, headers=a.account.headers)).json()
 
-    assert owned_rows(database_url, a.account.user_id) == before, "B's calls changed A's rows"
+@contextmanager
+def rows_unchanged(database_url: str, a: TenantA) -> Iterator[None]:
+    before = owned_rows(database_url, a.account.user_id)
+    yield
+    assert owned_rows(database_url, a.account.user_id) == before, "the calls changed A's rows"
+
+
+async def a_still_sees_its_rows(http: httpx.AsyncClient, a: TenantA) -> None:
     for kind in ("assistant_id", "dialog_id", "document_id"):
         resource = kind.removesuffix("_id") + "s"
         r = await http.get(f"/api/{resource}/{a.ids[kind][0]}", headers=a.account.headers)
         assert r.status_code == 200 and SECRET in r.text, (kind, r.text)
 
-    # Over the WebSocket: A's dialog topic is not B's to subscribe to (and nothing is replayed).
-    async with WsClient(matrix_stack.ws_url, b.access_token) as ws:
-        await ws.send({"type": "subscribe", "topic": f"dialog:{a.ids['dialog_id'][0]}", "last_event_id": "0"})
-        frame = await ws.recv()
-        assert frame["type"] == "error" and frame["code"] == "not_found"
+
+async def ws_refuses(stack: Stack, token: str, *topics: str) -> None:
+    """Each topic's subscribe answers not_found, nothing is replayed, and the socket stays usable."""
+    async with WsClient(stack.ws_url, token) as ws:
+        for topic in topics:
+            await ws.send({"type": "subscribe", "topic": topic, "last_event_id": "0"})
+            frame = await ws.recv()
+            assert frame["type"] == "error" and frame["code"] == "not_found", (topic, frame)
         await ws.send({"type": "ping"})
         assert (await ws.recv())["type"] == "pong"
         assert not any(SECRET in str(f) for f in ws.frames)
 
 
-async def test_every_protected_route_is_401_without_credentials(http: httpx.AsyncClient) -> None:
-    spec = (await http.get("/api/openapi.json")).json()
+async def refused_everywhere(
+    http: httpx.AsyncClient,
+    spec: dict[str, Any],
+    stack: Stack,
+    database_url: str,
+    a: TenantA,
+    token: str,
+    expected: Expected,
+    every_route: bool = False,
+    topics: tuple[str, ...] = (),
+) -> set[tuple[str, str, str | None]]:
+    """The sweep with ``token``, leaving A's rows unchanged and A's own access intact; over the WebSocket
+    A's dialog topic (and ``topics``) is not_found for the token, and nothing is replayed."""
+    with rows_unchanged(database_url, a):
+        checked = await sweep(http, spec, a, bearer(token), expected, every_route)
+    await a_still_sees_its_rows(http, a)
+    await ws_refuses(stack, token, f"dialog:{a.ids['dialog_id'][0]}", *topics)
+    return checked
+
+
+def routes_of(checked: set[tuple[str, str, str | None]]) -> set[tuple[str, str]]:
+    return {(method, route) for method, route, _ in checked}
+
+
+DIALOG_ROUTES = {
+    ("GET", "/api/dialogs/{dialog_id}"),
+    ("GET", "/api/dialogs/{dialog_id}/messages"),
+    ("POST", "/api/dialogs/{dialog_id}/messages"),
+    ("GET", "/api/messages/{message_id}"),
+    ("POST", "/api/messages/{message_id}/cancel"),
+    ("POST", "/api/dialogs/{dialog_id}/takeover"),
+    ("POST", "/api/dialogs/{dialog_id}/release"),
+    ("POST", "/api/dialogs/{dialog_id}/operator-messages"),
+}
+
+
+async def test_user_b_gets_404_for_every_route_with_a_users_ids(
+    http: httpx.AsyncClient, spec: dict[str, Any], matrix_stack: Stack, database_url: str
+) -> None:
+    a = await tenant_a(http, database_url)
+    b = await signup(http, "tenant-b")
+    checked = await refused_everywhere(
+        http, spec, matrix_stack, database_url, a, b.access_token, role_refusal
+    )
+    # The matrix really ran over the resource routes, including the destructive ones and the filters.
+    assert len(checked) >= 15, checked
+    assert {
+        ("DELETE", "/api/api-keys/{api_key_id}", None),
+        ("DELETE", "/api/assistants/{assistant_id}", None),
+        ("POST", "/api/assistants/{assistant_id}/rotate-public-key", None),
+        ("POST", "/api/assistants/{assistant_id}/operator-invitations", None),
+        ("POST", "/api/operator-invitations/{invitation_id}/accept", None),
+        ("DELETE", "/api/operator-invitations/{invitation_id}", None),
+        ("DELETE", "/api/documents/{document_id}", None),
+        ("POST", "/api/dialogs/{dialog_id}/messages", None),
+        ("POST", "/api/dialogs", None),
+        ("GET", "/api/dialogs", "assistant_id"),
+        ("GET", "/api/analytics/usage", "assistant_id"),
+        ("GET", "/api/analytics/usage", "user_id"),
+    } <= checked
+    assert routes_of(checked) >= DIALOG_ROUTES
+    for (method, route), _reason in SHARED_ROUTES.items():
+        r = await http.request(method, route, headers=b.headers)
+        assert r.status_code == 200 and SECRET not in r.text, (method, route, r.text)
+        assert r.json() == (await http.request(method, route, headers=a.account.headers)).json()
+
+
+async def test_an_operator_reaches_only_the_dialogs_of_assistants_they_are_assigned_to(
+    http: httpx.AsyncClient, spec: dict[str, Any], matrix_stack: Stack, database_url: str
+) -> None:
+    a = await tenant_a(http, database_url)
+    admin = await an_admin(http, database_url)
+    operator = await an_operator(http, admin, a.account, a.other_assistant_id)
+    # The operator's access is real: they read the dialogs of the assistant they answer for.
+    other = {"assistant_id": a.other_assistant_id}
+    r = await http.post("/api/dialogs", json=other, headers=a.account.headers)
+    assert r.status_code == 201, r.text
+    assigned_dialog = r.json()["id"]
+    r = await http.get(f"/api/dialogs/{assigned_dialog}", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    r = await http.get("/api/dialogs", params=other, headers=operator.headers)
+    assert r.status_code == 200 and [d["id"] for d in r.json()["items"]] == [assigned_dialog], r.text
+    r = await http.get("/api/dialogs", headers=operator.headers)
+    assert [d["id"] for d in r.json()["items"]] == [assigned_dialog], "only the assigned assistant's dialogs"
+
+    checked = await refused_everywhere(
+        http, spec, matrix_stack, database_url, a, operator.access_token, role_refusal
+    )
+    assert routes_of(checked) >= DIALOG_ROUTES
+    assert ("GET", "/api/dialogs", "assistant_id") in checked
+
+
+async def test_a_widget_token_reaches_its_own_dialog_and_nothing_else(
+    http: httpx.AsyncClient, spec: dict[str, Any], matrix_stack: Stack, database_url: str
+) -> None:
+    a = await tenant_a(http, database_url)
+    # A session of A's own other assistant: the same owner, so only the token's dialog scope stands
+    # between it and A's dialog.
+    r = await http.post(f"/api/widget/{a.other_public_key}/sessions", headers={"Origin": SHOP})
+    assert r.status_code == 201, r.text
+    token, own_dialog = r.json()["session_token"], r.json()["dialog_id"]
+    for path in (f"/api/dialogs/{own_dialog}", f"/api/dialogs/{own_dialog}/messages"):
+        assert (await http.get(path, headers=bearer(token))).status_code == 200, path
+
+    checked = await refused_everywhere(
+        http, spec, matrix_stack, database_url, a, token, widget_refusal, every_route=True, topics=("user",)
+    )
+    assert routes_of(checked) > WIDGET_ROUTES
+    assert {("GET", "/api/assistants/{assistant_id}"), ("GET", "/api/balance"), ("GET", "/api/users/me")} < (
+        routes_of(checked)
+    ), "owner routes answer the widget token 401"
+    async with WsClient(matrix_stack.ws_url, token) as ws:
+        await ws.subscribe(f"dialog:{own_dialog}")
+
+
+async def test_a_demoted_admin_loses_the_admin_routes_at_once(
+    http: httpx.AsyncClient, spec: dict[str, Any], database_url: str
+) -> None:
+    admin = await an_admin(http, database_url)
+    deputy = await an_admin(http, database_url, "deputy")
+    ids = {"user_id": [deputy.user_id]}
+    admin_calls = [
+        c for c in calls(spec, ids, [], NOT_TENANT_SCOPED)
+        if c.route.startswith(ADMIN_PREFIX) or (c.method, c.route, c.query_id) in ADMIN_QUERY_FILTERS
+    ]  # fmt: skip
+    assert len({(c.method, c.route) for c in admin_calls}) >= 10
+    for call in admin_calls:
+        if call.method == "GET":
+            r = await http.get(call.path, headers=deputy.headers, **call.kwargs)
+            assert r.status_code not in (401, 403), (str(call), r.text)
+
+    demoted = await set_role(http, admin, deputy, "user")
+    for call in admin_calls:
+        r = await http.request(call.method, call.path, headers=deputy.headers, **call.kwargs)
+        assert _answer(r) == (401, "unauthorized"), ("the admin's earlier token", str(call), r.text)
+        r = await http.request(call.method, call.path, headers=demoted.headers, **call.kwargs)
+        assert _answer(r) == (403, "forbidden"), ("a token issued after the demotion", str(call), r.text)
+
+
+async def test_a_demoted_operator_loses_dialog_access(
+    http: httpx.AsyncClient, spec: dict[str, Any], matrix_stack: Stack, database_url: str
+) -> None:
+    a = await tenant_a(http, database_url)
+    admin = await an_admin(http, database_url)
+    operator = await an_operator(http, admin, a.account, a.ids["assistant_id"][0])
+    dialog_id = a.ids["dialog_id"][0]
+    # Assigned to A's assistant, the operator reads its dialog, its messages and its topic.
+    for path in (f"/api/dialogs/{dialog_id}", f"/api/dialogs/{dialog_id}/messages"):
+        r = await http.get(path, headers=operator.headers)
+        assert r.status_code == 200 and SECRET in r.text, (path, r.text)
+    async with WsClient(matrix_stack.ws_url, operator.access_token) as ws:
+        await ws.subscribe(f"dialog:{dialog_id}")
+
+    demoted = await set_role(http, admin, operator, "user")
+    r = await http.get(f"/api/dialogs/{dialog_id}", headers=operator.headers)
+    assert _answer(r) == (401, "unauthorized"), "the operator's earlier token"
+    checked = await refused_everywhere(
+        http, spec, matrix_stack, database_url, a, demoted.access_token, role_refusal
+    )
+    assert routes_of(checked) >= DIALOG_ROUTES
+
+
+# --- The routes hidden from the OpenAPI document, each with its check. ---
+
+HiddenCheck = Callable[[httpx.AsyncClient, Stack, TenantA, Account], Awaitable[None]]
+
+
+async def _websocket(http: httpx.AsyncClient, stack: Stack, a: TenantA, admin: Account) -> None:
+    """The WebSocket: without a token the socket is refused; other tenants' topics are not_found (every
+    caller of the tests above subscribes to A's dialog)."""
+    async with WsClient(stack.ws_url, "not-a-token") as ws:
+        frame = await ws.recv()
+        assert frame["type"] == "error" and frame["code"] == "unauthorized", frame
+    b = await signup(http, "ws-peer")
+    await ws_refuses(stack, b.access_token, f"dialog:{a.ids['dialog_id'][0]}", f"dialog:{uuid.uuid4()}")
+
+
+async def _widget_page(http: httpx.AsyncClient, stack: Stack, a: TenantA, admin: Account) -> None:
+    """The iframe page is public for a live key and shows none of the owner's data; an unknown key, a
+    deleted assistant's key and a disabled owner's key are 404, as for the widget's sessions."""
+    r = await http.get(f"/widget/{a.public_key}")
+    assert r.status_code == 200 and SECRET not in r.text, r.text
+    c = await signup(http, "widget-owner")
+    keys = []
+    for _ in range(2):
+        r = await http.post(
+            "/api/assistants", json={"name": SECRET, "widget_allowed_origins": [SHOP]}, headers=c.headers
+        )
+        assert r.status_code == 201, r.text
+        keys.append((r.json()["id"], r.json()["public_key"]))
+    (deleted_id, deleted_key), (_, disabled_key) = keys
+    assert (await http.delete(f"/api/assistants/{deleted_id}", headers=c.headers)).status_code == 204
+    r = await http.patch(f"/api/admin/users/{c.user_id}", json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    for key in ("pk_nobody_has_this_key", deleted_key, disabled_key):
+        for r in (
+            await http.get(f"/widget/{key}"),
+            await http.post(f"/api/widget/{key}/sessions", headers={"Origin": SHOP}),
+        ):
+            assert _answer(r) == (404, "not_found"), (key, r.text)
+            assert SECRET not in r.text
+
+
+async def _widget_script(http: httpx.AsyncClient, stack: Stack, a: TenantA, admin: Account) -> None:
+    """The widget's script: one static file, the same for everyone."""
+    r = await http.get("/widget.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert SECRET not in r.text
+
+
+async def _metrics(http: httpx.AsyncClient, stack: Stack, a: TenantA, admin: Account) -> None:
+    """Prometheus text (kept from the public by the proxy): labels by route template and queue, never
+    a tenant's ids or data."""
+    r = await http.get("/metrics")
+    assert r.status_code == 200 and "chatai_http_request_duration_seconds" in r.text
+    for value in (SECRET, a.account.user_id, *a.ids["assistant_id"], *a.ids["dialog_id"]):
+        assert value not in r.text, value
+
+
+HIDDEN_ROUTES: dict[tuple[str, str], HiddenCheck] = {
+    ("GET", "/api/ws"): _websocket,
+    ("GET", "/widget/{public_key}"): _widget_page,
+    ("GET", "/widget.js"): _widget_script,
+    ("GET", "/metrics"): _metrics,
+}
+
+
+async def test_routes_hidden_from_openapi_are_covered(
+    http: httpx.AsyncClient, matrix_stack: Stack, database_url: str
+) -> None:
+    with built_app() as app:
+        hidden = hidden_routes(app)
+    unchecked = hidden - set(HIDDEN_ROUTES)
+    assert not unchecked, (
+        f"routes hidden from the OpenAPI document without a check in HIDDEN_ROUTES: {unchecked}"
+    )
+    assert hidden == set(HIDDEN_ROUTES), "HIDDEN_ROUTES lists a route the app no longer has"
+    a = await tenant_a(http, database_url)
+    admin = await an_admin(http, database_url)
+    for check in HIDDEN_ROUTES.values():
+        await check(http, matrix_stack, a, admin)
+
+
+async def test_every_protected_route_is_401_without_credentials(
+    http: httpx.AsyncClient, spec: dict[str, Any]
+) -> None:
     ids = {name: [str(uuid.uuid4())] for name in ("assistant_id", "dialog_id", "message_id",
                                                     "document_id", "transaction_id", "user_id",
                                                     "bot_id", "api_key_id",
                                                     "invitation_id")}  # fmt: skip
     ids["model"] = ["*"]
     unlisted_public = []
-    uncovered: list[str] = []
     protected = 0
-    for call in calls(spec, ids, uncovered):
+    for call in calls(spec, ids, [], NOT_TENANT_SCOPED):
         operation = spec["paths"][call.route][call.method.lower()]
         if not operation.get("security"):
             if (call.method, call.route) not in PUBLIC_ROUTES:

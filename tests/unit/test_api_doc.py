@@ -7,21 +7,16 @@ the routes hidden from it (the WebSocket, the widget assets, /metrics).
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import fastapi.routing
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, APIWebSocketRoute
-from starlette.routing import BaseRoute
 
-from api.app import create_app
+from tests.fixtures.routes import app_routes, built_app
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Anything in backticks that starts like a route entry must be one, so a typo cannot hide a route.
 ENTRY_LIKE = re.compile(r"`((?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\b[^`]*)`")
 ENTRY = re.compile(r"(GET|POST|PUT|PATCH|DELETE) (/[A-Za-z0-9_.{}/-]*)")
@@ -31,34 +26,8 @@ Route = tuple[str, str]
 
 @pytest.fixture(scope="module")
 def app() -> Iterator[FastAPI]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield create_app()
-    # create_app configures logging for the API process; leave the test run's logging as it was.
-    root.handlers[:], root.level = handlers, level
-
-
-def app_routes(app: FastAPI) -> set[Route]:
-    routes = {
-        (method.upper(), path)
-        for path, operations in app.openapi()["paths"].items()
-        for method in operations
-        if method.upper() in METHODS
-    }
-    for route, path, methods in _declared_routes(app):
-        if isinstance(route, APIRoute):
-            routes |= {(method, path) for method in methods or () if method in METHODS}
-        elif isinstance(route, APIWebSocketRoute):
-            routes.add(("GET", path))
-    return routes
-
-
-def _declared_routes(app: FastAPI) -> list[tuple[BaseRoute, str, set[str] | None]]:
-    """Each route as declared, with its full path: newer FastAPI nests included routers in app.routes."""
-    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
-    if contexts is None:
-        return [(r, r.path, getattr(r, "methods", None)) for r in app.routes]  # type: ignore[attr-defined]
-    return [(c.original_route, c.path, c.methods) for c in contexts(app.routes)]
+    with built_app() as built:
+        yield built
 
 
 def doc_entries(text: str) -> tuple[set[Route], list[str]]:
