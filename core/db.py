@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
@@ -88,12 +88,14 @@ def libpq_url() -> str:
     return make_url(database_url()).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-_raw_pools: dict[int, asyncio.Task[AsyncConnectionPool]] = {}
+RawPool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
+_raw_pools: dict[int, asyncio.Task[RawPool]] = {}
 
 
-async def _open_raw_pool() -> AsyncConnectionPool:
+async def _open_raw_pool() -> RawPool:
     settings = get_settings()
-    pool: AsyncConnectionPool = AsyncConnectionPool(
+    # The pool's type parameter only tells the checker what row_factory gives; the class is the same.
+    pool: RawPool = AsyncConnectionPool(
         libpq_url(), min_size=1, max_size=settings.db_pool_size, timeout=settings.db_pool_timeout_seconds,
         kwargs={"row_factory": dict_row}, open=False,
     )  # fmt: skip
@@ -102,7 +104,7 @@ async def _open_raw_pool() -> AsyncConnectionPool:
 
 
 @asynccontextmanager
-async def raw_connection() -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+async def raw_connection() -> AsyncIterator[psycopg.AsyncConnection[DictRow]]:
     """A transaction on a plain psycopg connection of the running loop's pool (commits on success).
 
     For the few statements every reply runs: with hundreds of generations in one process, the ORM's

@@ -10,6 +10,7 @@ import asyncio
 import math
 import time
 from functools import lru_cache
+from typing import Any, cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
@@ -37,7 +38,8 @@ def _limiter() -> SlidingWindowCounterRateLimiter:
             "async+" + get_settings().redis_url,
             implementation="redispy",
             key_prefix=KEY_PREFIX,
-            connection_pool=async_redis().connection_pool,
+            # Passed on to redis-py's client, though limits types its options as scalars only.
+            connection_pool=cast(Any, async_redis().connection_pool),
         )
         limiter = _limiters[loop_id] = SlidingWindowCounterRateLimiter(storage)
     return limiter

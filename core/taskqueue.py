@@ -11,7 +11,7 @@ import logging
 from functools import lru_cache
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from core.logging import request_id_var
 from core.outbox import PendingTask

@@ -7,8 +7,9 @@ usage rollups keep counting deleted dialogs, since they are stored apart from th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 BATCH = 500
@@ -30,5 +31,6 @@ _DELETE_BATCH = text(
 async def delete_old_dialogs_batch(session: AsyncSession, days: int, now: datetime | None = None) -> int:
     """Delete up to one batch of dialogs idle for ``days``; the caller commits and repeats until 0."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    result = await session.execute(_DELETE_BATCH, {"cutoff": cutoff, "batch": BATCH})
+    # A DELETE gives a CursorResult (with rowcount); execute() is typed for any statement.
+    result = cast(CursorResult[Any], await session.execute(_DELETE_BATCH, {"cutoff": cutoff, "batch": BATCH}))
     return result.rowcount or 0

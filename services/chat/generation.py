@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -121,7 +122,7 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
         if usage is None:
             usage = Usage(sum(estimate_tokens(m["content"]) for m in job.messages), estimate_tokens(content))
         metrics.count_tokens(job.model, usage.prompt_tokens, usage.completion_tokens)
-        result = {
+        result: dict[str, Any] = {
             "content": content,
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
             "cost_micros": None,
@@ -175,11 +176,15 @@ async def _stream_with_retries(
 
 async def _end(
     rt: Runtime, job: replies.ClaimedReply, status: ReplyStatus, content: str,
-    event_type: str, data: dict[str, object], **fields: object,
+    event_type: str, data: dict[str, Any], prompt_tokens: int | None = None,
+    completion_tokens: int | None = None, citations: list[dict[str, Any]] | None = None,
 ) -> str:  # fmt: skip
     error = data.get("error") if status == ReplyStatus.failed else None
     async with raw_connection() as conn:
-        finished = await replies.finish(conn, job, status, content, error=error, **fields)  # type: ignore[arg-type]
+        finished = await replies.finish(
+            conn, job, status, content, error=error, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, citations=citations,
+        )  # fmt: skip
     if finished is None:
         return "lost"
     if finished.follow_up:

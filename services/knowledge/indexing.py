@@ -76,7 +76,7 @@ class Indexer:
             return "skipped"
         self._publish(job, DocumentStatus.parsing, 0.0, None)
         try:
-            text = extract_text(self.storage.get(job.storage_key), job.kind)  # type: ignore[arg-type]
+            text = extract_text(self.storage.get(job.storage_key), job.kind)
         except ParseError as exc:
             return self.fail(job, str(exc))
         except FileNotFoundError:

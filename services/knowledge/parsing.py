@@ -60,8 +60,9 @@ def _decode(data: bytes, *, strict: bool = True) -> str | None:
         return None
 
 
-def extract_text(data: bytes, kind: Kind) -> str:
-    """The document's text, cleaned; raises ``ParseError`` with a readable reason."""
+def extract_text(data: bytes, kind: Kind | str) -> str:
+    """The document's text, cleaned; raises ``ParseError`` with a readable reason. ``kind`` is the
+    stored sniffed kind (one of ``Kind``); any other reads as plain text."""
     if not data:
         raise ParseError("The file is empty")
     try:

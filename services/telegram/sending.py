@@ -88,7 +88,8 @@ async def chat_of_reply(reply_id: uuid.UUID) -> uuid.UUID | None:
     """The chat a reply is owed to (``None``: the reply is not a Telegram one)."""
     async with raw_connection() as conn:
         row = await (await conn.execute(_CHAT_OF_REPLY_SQL, (reply_id,))).fetchone()
-    return row["chat_row_id"] if row else None
+    chat_row_id: uuid.UUID | None = row["chat_row_id"] if row else None
+    return chat_row_id
 
 
 async def stalled_chats(older_than: float, limit: int = 1000) -> list[uuid.UUID]:
@@ -96,7 +97,8 @@ async def stalled_chats(older_than: float, limit: int = 1000) -> list[uuid.UUID]
     params = {"older_than": older_than, "terminal": sorted(_TERMINAL), "limit": limit}
     async with raw_connection() as conn:
         rows = await (await conn.execute(_STALLED_CHATS_SQL, params)).fetchall()
-    return [row["chat_row_id"] for row in rows]
+    chats: list[uuid.UUID] = [row["chat_row_id"] for row in rows]
+    return chats
 
 
 def scheduled_key(chat_row_id: object) -> str:
@@ -221,7 +223,8 @@ def _text_of(row: dict[str, Any]) -> str | None:
         return None
     if row["reply_status"] == ReplyStatus.failed and not row["reply_content"]:
         return FAILED_TEXT
-    return row["reply_content"]
+    content: str | None = row["reply_content"]
+    return content
 
 
 async def _send(nxt: _Next, chat_row_id: uuid.UUID, limiter: SendLimiter) -> Outcome | None:
