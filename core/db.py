@@ -85,7 +85,12 @@ def session_scope() -> Iterator[Session]:
 
 def libpq_url() -> str:
     """The database URL as libpq reads it, for code that talks to psycopg directly."""
-    return make_url(database_url()).set(drivername="postgresql").render_as_string(hide_password=False)
+    return to_libpq(database_url())
+
+
+def to_libpq(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://…``) as libpq reads it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 RawPool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.analytics import rollups
 from tests.fixtures.api import Account, signup
-from tests.fixtures.billing import make_admin, sql
-from tests.fixtures.processes import wait_for
+from tests.fixtures.billing import make_admin
+from tests.fixtures.database import sql
+from tests.fixtures.processes import eventually
 from tests.fixtures.stack import Stack, running_stack
 
 ZONES = [timezone(timedelta(hours=h, minutes=m)) for h, m in ((0, 0), (-5, 0), (5, 30), (13, 45), (-11, 0))]
@@ -233,7 +234,7 @@ async def test_beat_and_the_analytics_worker_roll_up_recent_periods(
     def rolled_up() -> bool:
         return recent <= set(stored_rows(database_url, "hour"))
 
-    wait_for(rolled_up, 60, "the hourly rollup of the current and previous hour")
+    eventually(rolled_up, 60, "the hourly rollup of the current and previous hour")
     expected = expected_rows(rows, "hour")
     assert_same({k: v for k, v in stored_rows(database_url, "hour").items() if k in recent},
                 {k: expected[k] for k in recent})  # fmt: skip

@@ -12,16 +12,10 @@ import pytest
 import redis
 
 from tests.fixtures.api import Account, WsClient, new_dialog, poll_reply, post_message, signup
-from tests.fixtures.billing import (
-    balance_row,
-    entries_for,
-    ledger_sums,
-    make_admin,
-    send_settle,
-    sql,
-)
+from tests.fixtures.billing import balance_row, entries_for, ledger_sums, make_admin, send_settle
+from tests.fixtures.database import sql
 from tests.fixtures.fake_stripe import FakeStripe
-from tests.fixtures.processes import Child, wait_for
+from tests.fixtures.processes import Child, eventually, eventually_async
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 SIGNUP_CREDIT = 5_000_000
@@ -102,7 +96,7 @@ async def wait_settled(database_url: str, reply_id: str, timeout: float = 30) ->
         entries = entries_for(database_url, reply_id)
         return entries if any(kind == "release" for kind, _ in entries) else None
 
-    return await asyncio.to_thread(wait_for, settled, timeout, f"reply {reply_id} to settle")  # type: ignore[return-value]
+    return await asyncio.to_thread(eventually, settled, timeout, f"reply {reply_id} to settle")  # type: ignore[return-value]
 
 
 def assert_consistent(database_url: str, user_id: str) -> tuple[int, int]:
@@ -179,7 +173,7 @@ async def test_charge_task_delivered_three_times_books_once(
     start_billing(billing_stack, workers)
     await wait_settled(database_url, reply_id)
     await asyncio.to_thread(
-        wait_for, lambda: workers["billing"].log_text().count("succeeded") >= 3, 30, "three deliveries"
+        eventually, lambda: workers["billing"].log_text().count("succeeded") >= 3, 30, "three deliveries"
     )
     assert [k for k, _ in entries_for(database_url, reply_id)] == ["hold", "charge", "release"]
     assert assert_consistent(database_url, user.user_id)[1] == 0
@@ -380,16 +374,12 @@ async def test_reconciliation_reports_a_corrupted_balance(
     beat = billing_stack.start_beat()
     try:
 
-        async def reported() -> dict[str, Any]:
-            while True:
-                r = await http.get("/api/admin/reconciliation", headers=boss.headers)
-                assert r.status_code == 200, r.text
-                for item in r.json()["items"]:
-                    if item["owner_id"] == victim.user_id:
-                        return item
-                await asyncio.sleep(0.2)
+        async def reported() -> dict[str, Any] | None:
+            r = await http.get("/api/admin/reconciliation", headers=boss.headers)
+            assert r.status_code == 200, r.text
+            return next((item for item in r.json()["items"] if item["owner_id"] == victim.user_id), None)
 
-        found = await asyncio.wait_for(reported(), 30)
+        found = await eventually_async(reported, 30, "the mismatch to be reported", interval=0.2)
     finally:
         beat.stop()
     assert found["balance_micros"] == SIGNUP_CREDIT + 1234

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.security import verify_password
-from tests.fixtures.billing import sql
+from tests.fixtures.database import sql
 from tests.fixtures.processes import ROOT
 from tests.fixtures.rows import insert_assistant, user_row
 

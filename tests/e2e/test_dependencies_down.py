@@ -15,7 +15,7 @@ import redis
 from core.embedded_db import ensure_server, sqlalchemy_url, stop_server
 from tests.fixtures.api import new_dialog, poll_reply, signup
 from tests.fixtures.database import migrate
-from tests.fixtures.processes import ROOT, free_port, wait_for
+from tests.fixtures.processes import ROOT, eventually, free_port
 from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
 
 
@@ -38,7 +38,7 @@ class RedisServer:
             "no",
         ]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._answers, 10, "redis-server to answer")
+        eventually(self._answers, 10, "redis-server to answer")
 
     def _answers(self) -> bool:
         try:
@@ -104,7 +104,7 @@ async def http(fragile_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def wait_until_ready(base_url: str) -> None:
-    wait_for(lambda: httpx.get(f"{base_url.rstrip('/')}/health/ready").status_code == 200, 30, "readiness")
+    eventually(lambda: httpx.get(f"{base_url.rstrip('/')}/health/ready").status_code == 200, 30, "readiness")
 
 
 async def message_count(http: httpx.AsyncClient, headers: dict[str, str], dialog_id: str) -> int:

@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 
+from core.db import to_libpq
 from tests.fixtures.api import Account, WsClient, poll_reply, post_message, signup
 from tests.fixtures.documents import encrypt_pdf, make_docx, make_html, make_pdf
 from tests.fixtures.processes import ROOT
@@ -67,7 +68,7 @@ async def http(kb_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="module")
 def libpq(database_url: str) -> str:
-    return database_url.replace("postgresql+psycopg", "postgresql")
+    return to_libpq(database_url)
 
 
 async def new_assistant(http: httpx.AsyncClient, account: Account, **fields: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests.fixtures.api import Account, WsClient, new_dialog, poll_reply, post_message, signup
-from tests.fixtures.billing import sql
+from tests.fixtures.database import sql
 from tests.fixtures.stack import Stack
 
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tests.fixtures.api import signup
-from tests.fixtures.billing import sql
+from tests.fixtures.database import sql
 from tests.fixtures.fake_telegram import FakeTelegram
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import eventually
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 from tests.fixtures.telegram import connect_bot, deliver, text_update, wait_sent, webhook_stack_env
 
@@ -61,7 +61,7 @@ async def test_the_operators_answer_reaches_the_telegram_chat_instead_of_the_ass
 
     assert (await deliver(http, bot, text_update(CHAT, "a human please [[tokens:3]]"))).status_code == 200
     await asyncio.to_thread(
-        wait_for, lambda: user_messages(database_url, dialog_id) == 2, 15, "the held message stored"
+        eventually, lambda: user_messages(database_url, dialog_id) == 2, 15, "the held message stored"
     )
     r = await http.post(
         f"/api/dialogs/{dialog_id}/operator-messages", json={"content": "Operator here."}, headers=op.headers

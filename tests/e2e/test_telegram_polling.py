@@ -15,7 +15,7 @@ import redis
 
 from services.telegram.polling import lease_key
 from tests.fixtures.fake_telegram import FakeTelegram
-from tests.fixtures.processes import Child, python_argv, wait_for
+from tests.fixtures.processes import Child, eventually, python_argv
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 from tests.fixtures.telegram import ConnectedBot, connect_bot, text_update, wait_sent
 
@@ -74,7 +74,7 @@ async def test_each_bot_is_polled_by_exactly_one_pool_process_and_taken_over(
         counts = collections.Counter(held.values())
         return held if None not in counts and sorted(counts.values()) == [2, 2] else None
 
-    await asyncio.to_thread(wait_for, shared_out, 30, "the four bots to be shared out two and two")
+    await asyncio.to_thread(eventually, shared_out, 30, "the four bots to be shared out two and two")
     for i, bot in enumerate(bots):
         fake_telegram.push_updates(bot.token, [text_update(600 + i, f"polled{i}")])
     for i, bot in enumerate(bots):

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.fixtures.api import Account, WsClient, poll_reply, post_message, signup
-from tests.fixtures.billing import sql
+from tests.fixtures.database import sql
 from tests.fixtures.stack import Stack, running_stack
 
 SECRET = f"tenant-a-secret-{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,8 @@ import pytest
 import websockets
 
 from tests.fixtures.api import Account, signup
-from tests.fixtures.billing import make_admin, sql
+from tests.fixtures.billing import make_admin
+from tests.fixtures.database import sql
 from tests.fixtures.stack import TEST_JWT_SECRET, Stack, running_stack
 
 NEW_SECRET = "the-rotated-signing-key-which-is-long-enough-too"

@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.api import new_dialog, poll_reply, post_message, signup
 from tests.fixtures.billing import balance_row, entries_for, ledger_sums
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import eventually, eventually_async
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 
@@ -45,14 +45,11 @@ async def test_reaped_reply_releases_its_hold(
         "id"
     ]
 
-    async def generating() -> None:
-        while True:
-            reply = (await http.get(f"/api/messages/{reply_id}", headers=user.headers)).json()
-            if reply["status"] == "generating":
-                return
-            await asyncio.sleep(0.05)
+    async def generating() -> bool:
+        reply = (await http.get(f"/api/messages/{reply_id}", headers=user.headers)).json()
+        return bool(reply["status"] == "generating")
 
-    await asyncio.wait_for(generating(), 20)
+    await eventually_async(generating, 20, "the reply to be generating")
     assert balance_row(database_url, user.user_id)[1] > 0  # held while it generates
     worker.kill()
     reaper_stack.start_worker("llm")  # the reaper runs on the llm queue
@@ -62,5 +59,5 @@ async def test_reaped_reply_releases_its_hold(
     def released() -> bool:
         return [k for k, _ in entries_for(database_url, reply_id)] == ["hold", "release"]
 
-    await asyncio.to_thread(wait_for, released, 30, "the hold to be released")
+    await asyncio.to_thread(eventually, released, 30, "the hold to be released")
     assert balance_row(database_url, user.user_id) == before == ledger_sums(database_url, user.user_id)
