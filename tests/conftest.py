@@ -95,6 +95,12 @@ def stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: object) -> Iter
 
 
 @pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http:
-        yield http
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the module's stack: this file's default one, or the ``stack`` a module defines."""
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def client(http: httpx.AsyncClient) -> httpx.AsyncClient:
+    return http

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -20,7 +20,7 @@ LOCKOUT_SECONDS = 3
 
 
 @pytest.fixture(scope="module")
-def protected_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
     env = {
         **stack_env,
         "CHATAI_LOGIN_MAX_FAILURES": "3",
@@ -28,12 +28,6 @@ def protected_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stac
     }
     with running_stack(env, log_dir, workers=()) as system:  # type: ignore[arg-type]
         yield system
-
-
-@pytest.fixture
-async def http(protected_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=protected_stack.base_url, timeout=10) as client:
-        yield client
 
 
 async def _login(

@@ -4,7 +4,7 @@ system recovers on its own when the dependency comes back."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -85,7 +85,7 @@ def postgres_server() -> Iterator[tuple[PostgresServer, str]]:
 
 
 @pytest.fixture(scope="module")
-def fragile_stack(
+def stack(
     redis_server: RedisServer, postgres_server: tuple[PostgresServer, str], log_dir: Path
 ) -> Iterator[Stack]:
     env = base_env(postgres_server[1], redis_server.url, log_dir)
@@ -95,12 +95,6 @@ def fragile_stack(
             yield system
     finally:
         llm.stop()
-
-
-@pytest.fixture
-async def http(fragile_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fragile_stack.base_url, timeout=20) as client:
-        yield client
 
 
 def wait_until_ready(base_url: str) -> None:

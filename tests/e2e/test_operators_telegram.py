@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,18 +20,12 @@ CHAT = 7001
 
 
 @pytest.fixture(scope="module")
-def tg_stack(
+def stack(
     stack_env: dict[str, str], fake_llm: FakeLLM, fake_telegram: FakeTelegram, log_dir: Any
 ) -> Iterator[Stack]:
     env = webhook_stack_env(stack_env, fake_llm, fake_telegram)
     with running_stack(env, log_dir, workers=("llm", "telegram")) as system:
         yield system
-
-
-@pytest.fixture
-async def http(tg_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tg_stack.base_url, timeout=30) as client:
-        yield client
 
 
 def user_messages(database_url: str, dialog_id: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -36,7 +36,7 @@ IN_FLIGHT = 3
 
 
 @pytest.fixture(scope="module")
-def tg_stack(
+def stack(
     stack_env: dict[str, str], fake_llm: FakeLLM, fake_telegram: FakeTelegram, log_dir: Any
 ) -> Iterator[Stack]:
     env = webhook_stack_env(
@@ -50,14 +50,8 @@ def tg_stack(
         yield system
 
 
-@pytest.fixture
-async def http(tg_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tg_stack.base_url, timeout=30) as client:
-        yield client
-
-
 async def test_connect_validates_the_token_and_registers_the_webhook(
-    http: httpx.AsyncClient, fake_telegram: FakeTelegram, tg_stack: Stack, database_url: str
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, stack: Stack, database_url: str
 ) -> None:
     owner = await signup(http, "owner")
     r = await http.post("/api/assistants", json={"name": "A"}, headers=owner.headers)
@@ -87,7 +81,7 @@ async def test_connect_validates_the_token_and_registers_the_webhook(
     # The token is stored encrypted and never written to a log.
     (stored,), *_ = sql(database_url, "SELECT token_encrypted FROM telegram_bots WHERE id = %s", bot.id)
     assert bot.token.encode() not in bytes(stored)
-    for child in tg_stack.children:
+    for child in stack.children:
         assert bot.token not in child.log_text(), child.name
 
     other = await signup(http, "other")
@@ -224,10 +218,10 @@ async def test_a_blocked_user_gets_no_more_sends(
 
 
 async def test_a_revoked_token_disables_the_bot_and_others_keep_working(
-    http: httpx.AsyncClient, fake_telegram: FakeTelegram, tg_stack: Stack
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, stack: Stack
 ) -> None:
     revoked, healthy = await connect_bot(http, fake_telegram), await connect_bot(http, fake_telegram)
-    async with WsClient(tg_stack.ws_url, revoked.owner.access_token) as ws:
+    async with WsClient(stack.ws_url, revoked.owner.access_token) as ws:
         await ws.subscribe("user")
         fake_telegram.revoke(revoked.token)
         await deliver(http, revoked, text_update(509, "anyone there"))
@@ -434,7 +428,7 @@ async def test_a_bot_keeps_at_most_its_replies_in_flight(
 
 
 async def test_webhook_bots_are_never_polled_limits_never_exceeded_and_no_token_logged(
-    http: httpx.AsyncClient, fake_telegram: FakeTelegram, tg_stack: Stack
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram, stack: Stack
 ) -> None:
     # Traffic of its own: three bots, each answering bursts in two chats (faster than Telegram allows
     # per chat, so the limiter must space them).
@@ -451,7 +445,7 @@ async def test_webhook_bots_are_never_polled_limits_never_exceeded_and_no_token_
     assert fake_telegram.calls("getUpdates") == []
     refused = [c for c in fake_telegram.calls() if c.get("status") == 429 and not c.get("injected")]
     assert refused == []
-    logs = {child.name: child.log_text() for child in tg_stack.children}
+    logs = {child.name: child.log_text() for child in stack.children}
     tokens = {bot.token for bot in bots} | set(fake_telegram.tokens)
     leaked = [(name, token) for token in tokens for name, text in logs.items() if token in text]
     assert leaked == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,16 +53,10 @@ class TenantA:
 
 
 @pytest.fixture(scope="module")
-def matrix_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
     env = {**stack_env, "CHATAI_LLM_PROVIDER": "offline", "CHATAI_OFFLINE_TOKEN_DELAY_MS": "0"}
     with running_stack(env, log_dir) as system:  # type: ignore[arg-type]
         yield system
-
-
-@pytest.fixture
-async def http(matrix_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=matrix_stack.base_url, timeout=15) as client:
-        yield client
 
 
 async def tenant_a(http: httpx.AsyncClient) -> TenantA:
@@ -234,7 +228,7 @@ def owned_rows(database_url: str, user_id: str) -> dict[str, str]:
 
 
 async def test_user_b_gets_404_for_every_route_with_a_users_ids(
-    http: httpx.AsyncClient, matrix_stack: Stack, database_url: str
+    http: httpx.AsyncClient, stack: Stack, database_url: str
 ) -> None:
     a = await tenant_a(http)
     a.ids["bot_id"] = [telegram_bot(database_url, a)]
@@ -272,7 +266,7 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
         assert r.status_code == 200 and SECRET in r.text, (kind, r.text)
 
     # Over the WebSocket: A's dialog topic is not B's to subscribe to (and nothing is replayed).
-    async with WsClient(matrix_stack.ws_url, b.access_token) as ws:
+    async with WsClient(stack.ws_url, b.access_token) as ws:
         await ws.send({"type": "subscribe", "topic": f"dialog:{a.ids['dialog_id'][0]}", "last_event_id": "0"})
         frame = await ws.recv()
         assert frame["type"] == "error" and frame["code"] == "not_found"

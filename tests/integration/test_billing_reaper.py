@@ -4,7 +4,7 @@ hold is released by the billing worker: nothing charged, nothing left held."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +17,7 @@ from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 
 @pytest.fixture(scope="module")
-def reaper_stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) -> Iterator[Stack]:
     env = {
         **stack_env,
         **fake_llm.env,
@@ -28,19 +28,13 @@ def reaper_stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) -> 
         yield system
 
 
-@pytest.fixture
-async def http(reaper_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=reaper_stack.base_url, timeout=10) as client:
-        yield client
-
-
 async def test_reaped_reply_releases_its_hold(
-    http: httpx.AsyncClient, reaper_stack: Stack, database_url: str
+    http: httpx.AsyncClient, stack: Stack, database_url: str
 ) -> None:
     user = await signup(http, "reaped")
     _, dialog_id = await new_dialog(http, user)
     before = balance_row(database_url, user.user_id)
-    worker = reaper_stack.start_worker("llm")
+    worker = stack.start_worker("llm")
     reply_id = (await post_message(http, user, dialog_id, "slow [[tokens:200]] [[delay_ms:50]]"))["reply"][
         "id"
     ]
@@ -52,7 +46,7 @@ async def test_reaped_reply_releases_its_hold(
     await eventually_async(generating, 20, "the reply to be generating")
     assert balance_row(database_url, user.user_id)[1] > 0  # held while it generates
     worker.kill()
-    reaper_stack.start_worker("llm")  # the reaper runs on the llm queue
+    stack.start_worker("llm")  # the reaper runs on the llm queue
     done = await poll_reply(http, user, reply_id, timeout=60)
     assert done["status"] == "failed" and done["error"]["code"] == "worker_lost"
 
