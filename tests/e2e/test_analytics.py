@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.analytics import rollups
-from tests.fixtures.api import Account, signup
+from tests.fixtures.api import Account, new_assistant, signup
 from tests.fixtures.billing import make_admin
 from tests.fixtures.database import sql
 from tests.fixtures.processes import eventually
@@ -176,11 +176,8 @@ async def traffic(stack: Stack, database_url: str) -> tuple[dict[str, Account], 
         owners: dict[str, str] = {}
         for name, count in (("alice", 2), ("bob", 1)):
             for i in range(count):
-                r = await http.post(
-                    "/api/assistants", json={"name": f"{name}-{i}"}, headers=accounts[name].headers
-                )
-                assert r.status_code == 201, r.text
-                owners[r.json()["id"]] = accounts[name].user_id
+                assistant_id = await new_assistant(http, accounts[name], name=f"{name}-{i}")
+                owners[assistant_id] = accounts[name].user_id
     people = [a.user_id for a in accounts.values()]
     rows = generate(database_url, owners, people, datetime.now(UTC))
     return accounts, owners, rows

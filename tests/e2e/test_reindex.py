@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from core.queues import TASKS
-from tests.fixtures.api import Account, signup
+from tests.fixtures.api import Account, new_assistant, signup
 from tests.fixtures.billing import entries_for, ledger_sums, make_admin, send_task
 from tests.fixtures.database import sql
 from tests.fixtures.processes import ROOT, Child, eventually
@@ -156,10 +156,7 @@ async def test_upload_is_held_then_charged_once_at_the_embedding_price(
     r = await http_a.put("/api/admin/prices/fake-embed-a", json=MICRO_PER_TOKEN, headers=world.boss.headers)
     assert r.status_code == 200, r.text
     world.alice = alice = await signup(http_a, "alice")
-    r = await http_a.post(
-        "/api/assistants", json={"name": "Docs", "retrieval_min_score": 0.0}, headers=alice.headers
-    )
-    world.assistant_id = r.json()["id"]
+    world.assistant_id = await new_assistant(http_a, alice, retrieval_min_score=0.0)
 
     workers.pop("billing").stop()  # settle tasks wait in the queue, to be delivered three times
     for name, paragraph in TOPICS.items():
@@ -211,8 +208,7 @@ async def test_an_upload_the_balance_cannot_cover_is_refused(
 ) -> None:
     assert world.boss is not None
     bob = await signup(http_a, "bob")
-    r = await http_a.post("/api/assistants", json={"name": "Bob"}, headers=bob.headers)
-    assistant_id = r.json()["id"]
+    assistant_id = await new_assistant(http_a, bob)
     pricey = {"input_micros_per_mtok": 10**12, "output_micros_per_mtok": 0}  # a unit per token
     r = await http_a.put("/api/admin/prices/fake-embed-a", json=pricey, headers=world.boss.headers)
     assert r.status_code == 200

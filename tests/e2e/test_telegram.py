@@ -16,7 +16,7 @@ import redis
 
 from core.queues import TASKS
 from services.telegram.inbox import PARKED_RETRY_SECONDS
-from tests.fixtures.api import WsClient, signup
+from tests.fixtures.api import WsClient, new_assistant, signup
 from tests.fixtures.billing import send_task
 from tests.fixtures.database import sql
 from tests.fixtures.fake_telegram import FakeTelegram
@@ -54,8 +54,7 @@ async def test_connect_validates_the_token_and_registers_the_webhook(
     http: httpx.AsyncClient, fake_telegram: FakeTelegram, stack: Stack, database_url: str
 ) -> None:
     owner = await signup(http, "owner")
-    r = await http.post("/api/assistants", json={"name": "A"}, headers=owner.headers)
-    assistant_id = r.json()["id"]
+    assistant_id = await new_assistant(http, owner)
     for bad in ("123:not-a-token-registered-anywhere-xx", "garbage"):
         r = await http.post(
             "/api/bots", json={"assistant_id": assistant_id, "token": bad}, headers=owner.headers

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.api import Account, WsClient, poll_reply, post_message, signup
+from tests.fixtures.api import Account, WsClient, new_assistant, open_dialog, poll_reply, post_message, signup
 from tests.fixtures.database import sql
 from tests.fixtures.stack import Stack, running_stack
 
@@ -62,14 +62,8 @@ def stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
 async def tenant_a(http: httpx.AsyncClient) -> TenantA:
     """A user with one of every resource, each carrying ``SECRET``."""
     a = await signup(http, "tenant-a")
-    r = await http.post("/api/assistants", json={"name": SECRET, "system_prompt": SECRET}, headers=a.headers)
-    assert r.status_code == 201, r.text
-    assistant_id = r.json()["id"]
-    r = await http.post(
-        "/api/dialogs", json={"assistant_id": assistant_id, "title": SECRET}, headers=a.headers
-    )
-    assert r.status_code == 201, r.text
-    dialog_id = r.json()["id"]
+    assistant_id = await new_assistant(http, a, name=SECRET, system_prompt=SECRET)
+    dialog_id = await open_dialog(http, a, assistant_id, title=SECRET)
     posted = await post_message(http, a, dialog_id, SECRET)
     reply = await poll_reply(http, a, posted["reply"]["id"])
     assert reply["status"] == "completed", reply
