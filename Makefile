@@ -71,6 +71,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: venv redis
 	$(BIN)/python bench/chat_pipeline.py

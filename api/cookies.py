@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from typing import Any
 
 from fastapi import Request, Response
 
@@ -25,7 +26,7 @@ REFRESH_PATH = "/api/auth"
 
 def set_session_cookies(response: Response, access_token: str, refresh_token: str) -> None:
     settings = get_settings()
-    common = {
+    common: dict[str, Any] = {
         "secure": settings.cookie_secure,
         "samesite": settings.cookie_samesite,
         "domain": settings.cookie_domain,

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -29,7 +29,7 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from core import revocation
-from core.events import EventBus, channel_name, stream_key
+from core.events import EventBus, channel_name, stream_entries, stream_key
 from core.metrics import EVENT_BUS_LAG
 from core.redis import async_redis
 from core.settings import Settings, get_settings
@@ -369,7 +369,7 @@ class Hub:
                     continue
                 if sub.last_id is None:  # live only: events after the stream's tail as of now
                     assert self._redis is not None
-                    tail: list[Any] = await self._redis.xrevrange(stream_key(sub.topic), count=1)
+                    tail = stream_entries(await self._redis.xrevrange(stream_key(sub.topic), count=1))
                     sub.last_id = tail[0][0].decode() if tail else "0"
                     sub.key = event_key(sub.last_id)
                 await self._replay(sub, sub.last_id)

@@ -24,9 +24,9 @@ import httpx
 import psycopg
 
 from bench.stats import p50, p99
+from core.db import to_libpq
 from tests.fixtures.api import signup
-from tests.fixtures.billing import libpq, sql
-from tests.fixtures.database import DatabaseFactory
+from tests.fixtures.database import DatabaseFactory, sql
 from tests.fixtures.processes import ROOT
 from tests.fixtures.stack import Stack, base_env
 
@@ -64,7 +64,7 @@ ON CONFLICT DO NOTHING
 
 
 def execute(database_url: str, statement: str, params: dict[str, object]) -> None:
-    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+    with psycopg.connect(to_libpq(database_url), autocommit=True) as conn:
         conn.execute(statement, params)  # type: ignore[arg-type]
 
 

@@ -23,9 +23,8 @@ from celery import Celery
 from bench.stats import p50, p99
 from core.queues import TASKS
 from tests.fixtures.api import Account, new_dialog, signup
-from tests.fixtures.billing import sql
-from tests.fixtures.database import DatabaseFactory
-from tests.fixtures.processes import ROOT, wait_for
+from tests.fixtures.database import DatabaseFactory, sql
+from tests.fixtures.processes import ROOT, eventually
 from tests.fixtures.stack import Stack, base_env
 
 LOG_DIR = ROOT / ".data" / "bench-logs" / "billing"
@@ -90,7 +89,7 @@ def settle_throughput(on: Stack, database_url: str, broker_url: str) -> tuple[in
         (released,), *_ = sql(database_url, "SELECT count(*) FROM transactions WHERE kind = 'release'")
         return released >= len(reply_ids)
 
-    wait_for(drained, 600, "the billing worker to settle every reply", interval=0.02)
+    eventually(drained, 600, "the billing worker to settle every reply", interval=0.02)
     return len(reply_ids), time.perf_counter() - started
 
 

@@ -47,6 +47,7 @@ import redis  # noqa: E402
 
 from bench.report import Report, verdict  # noqa: E402
 from bench.stats import p50, p99  # noqa: E402
+from core.db import to_libpq  # noqa: E402
 from tests.fixtures.database import DatabaseFactory  # noqa: E402
 from tests.fixtures.stack import TEST_JWT_SECRET  # noqa: E402
 
@@ -77,10 +78,6 @@ def configure_environment(database_url: str, redis_url: str) -> None:
     from core.settings import get_settings
 
     get_settings.cache_clear()
-
-
-def libpq(database_url: str) -> str:
-    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def renice_backend(conn: psycopg.Connection, niceness: int = 10) -> None:
@@ -466,7 +463,7 @@ def run_search(
     name = databases.create_from_template(f"bench_knowledge_{size}")
     names.append(name)
     url = databases.url(name)
-    uri = libpq(url)
+    uri = to_libpq(url)
     configure_environment(url, args.redis_url)
     reset_engines()
     tenants = tenants_for(size)

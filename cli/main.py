@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -128,7 +128,7 @@ def reindex(
         raise _fail(str(exc)) from None
 
 
-def _run_on_database(work: Callable[[], Awaitable[T]]) -> T:
+def _run_on_database(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``work`` against the database ``chatai up`` uses (``DATABASE_URL`` or the embedded one)."""
     from pydantic import ValidationError
 
@@ -179,13 +179,14 @@ def rollup(
 
     if period not in ("hour", "day"):
         raise _fail("--period must be hour or day")
+    granularity: rollups.Granularity = "hour" if period == "hour" else "day"
 
     async def go() -> rollups.RollupResult:
         async with unit_of_work() as session:
             if days:
                 now = datetime.now(UTC)
-                return await rollups.rollup(session, period, now - timedelta(days=days), now)  # type: ignore[arg-type]
-            return await rollups.rollup_recent(session, period)  # type: ignore[arg-type]
+                return await rollups.rollup(session, granularity, now - timedelta(days=days), now)
+            return await rollups.rollup_recent(session, granularity)
 
     result = _run_on_database(go)
     typer.echo(f"{period} rollup: {result.written} period row(s) written, {result.deleted} removed")

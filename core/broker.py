@@ -31,16 +31,16 @@ class _QoS(kombu_redis.QoS):
     def restore_unacked(self, client: Any = None) -> None:
         if client is None and self._connection_gone():
             return
-        super().restore_unacked(client)
+        super().restore_unacked(client)  # type: ignore[no-untyped-call]
 
     # A task that outlived its connection acknowledges into the void: its message stays unacked.
     def ack(self, delivery_tag: Any) -> None:
         if not self._connection_gone():
-            super().ack(delivery_tag)
+            super().ack(delivery_tag)  # type: ignore[no-untyped-call]
 
     def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
         if not self._connection_gone():
-            super().reject(delivery_tag, requeue)
+            super().reject(delivery_tag, requeue)  # type: ignore[no-untyped-call]
 
 
 class _Channel(kombu_redis.Channel):

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
@@ -86,12 +86,21 @@ def session_scope() -> Iterator[Session]:
 
 def libpq_url() -> str:
     """The database URL as libpq reads it, for code that talks to psycopg directly."""
-    return make_url(database_url()).set(drivername="postgresql").render_as_string(hide_password=False)
+    return to_libpq(database_url())
 
 
-async def _open_raw_pool() -> AsyncConnectionPool:
+def to_libpq(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://…``) as libpq reads it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+RawPool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
+
+
+async def _open_raw_pool() -> RawPool:
     settings = get_settings()
-    pool: AsyncConnectionPool = AsyncConnectionPool(
+    # The pool's type parameter only tells the checker what row_factory gives; the class is the same.
+    pool: RawPool = AsyncConnectionPool(
         libpq_url(), min_size=1, max_size=settings.db_pool_size, timeout=settings.db_pool_timeout_seconds,
         kwargs={"row_factory": dict_row}, open=False,
     )  # fmt: skip
@@ -100,18 +109,16 @@ async def _open_raw_pool() -> AsyncConnectionPool:
 
 
 # One pool per loop (a pool is bound to its loop); a pool that failed to open is opened anew.
-_raw_pools: LoopLocal[asyncio.Future[AsyncConnectionPool]] = LoopLocal(
-    lambda: asyncio.ensure_future(_open_raw_pool())
-)
+_raw_pools: LoopLocal[asyncio.Future[RawPool]] = LoopLocal(lambda: asyncio.ensure_future(_open_raw_pool()))
 
 
-def open_raw_pools() -> list[AsyncConnectionPool]:
+def open_raw_pools() -> list[RawPool]:
     """The plain psycopg pools this process has opened (for metrics; opens none)."""
     return [f.result() for f in _raw_pools.values() if f.done() and f.exception() is None]
 
 
 @asynccontextmanager
-async def raw_connection() -> AsyncIterator[psycopg.AsyncConnection[dict[str, object]]]:
+async def raw_connection() -> AsyncIterator[psycopg.AsyncConnection[DictRow]]:
     """A transaction on a plain psycopg connection of the running loop's pool (commits on success).
 
     For the few statements every reply runs: with hundreds of generations in one process, the ORM's

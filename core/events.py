@@ -13,7 +13,7 @@ import hashlib
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -174,8 +174,10 @@ class EventBus:
     async def areplay(self, topic: str, after_id: str, count: int = 1000) -> list[tuple[str, str]]:
         """Events after ``after_id`` ("0" for all retained), oldest first, as (id, frame) pairs."""
         assert self._async is not None
-        entries: Sequence[tuple[bytes, dict[bytes, bytes]]] = await self._async.xrange(
-            stream_key(topic), min=f"({after_id}" if after_id != "0" else "-", max="+", count=count
+        entries = stream_entries(
+            await self._async.xrange(
+                stream_key(topic), min=f"({after_id}" if after_id != "0" else "-", max="+", count=count
+            )
         )
         out = []
         for raw_id, fields in entries:
@@ -185,7 +187,15 @@ class EventBus:
 
     def replay(self, topic: str, after_id: str = "0", count: int = 10000) -> list[dict[str, Any]]:
         assert self._sync is not None
-        entries = self._sync.xrange(
-            stream_key(topic), min=f"({after_id}" if after_id != "0" else "-", max="+", count=count
+        entries = stream_entries(
+            self._sync.xrange(
+                stream_key(topic), min=f"({after_id}" if after_id != "0" else "-", max="+", count=count
+            )
         )
         return [orjson.loads(frame(raw_id.decode(), fields[b"e"].decode())) for raw_id, fields in entries]
+
+
+def stream_entries(reply: object) -> Sequence[tuple[bytes, dict[bytes, bytes]]]:
+    """XRANGE's entries as our clients return them: redis-py types them for every client setting, but
+    these clients do not decode responses, so ids, field names and values are bytes."""
+    return cast(Sequence[tuple[bytes, dict[bytes, bytes]]], reply)

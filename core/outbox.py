@@ -40,21 +40,24 @@ def on_dispatch_failure(
     _info(session).setdefault(COMPENSATE_KEY, []).append(undo)
 
 
-def after_commit(session: Session | AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+def after_commit(session: Session | AsyncSession, action: Callable[[], Awaitable[object]]) -> None:
     """Run ``action`` once the unit of work has committed (e.g. publish an event about it)."""
     _info(session).setdefault(AFTER_COMMIT_KEY, []).append(action)
 
 
-def take_after_commit(session: Session | AsyncSession) -> list[Callable[[], Awaitable[None]]]:
-    return _info(session).pop(AFTER_COMMIT_KEY, [])
+def take_after_commit(session: Session | AsyncSession) -> list[Callable[[], Awaitable[object]]]:
+    actions: list[Callable[[], Awaitable[object]]] = _info(session).pop(AFTER_COMMIT_KEY, [])
+    return actions
 
 
 def take_pending(session: Session | AsyncSession) -> list[PendingTask]:
-    return _info(session).pop(PENDING_KEY, [])
+    pending: list[PendingTask] = _info(session).pop(PENDING_KEY, [])
+    return pending
 
 
 def take_compensations(session: Session | AsyncSession) -> list[Callable[[AsyncSession], Awaitable[None]]]:
-    return _info(session).pop(COMPENSATE_KEY, [])
+    undos: list[Callable[[AsyncSession], Awaitable[None]]] = _info(session).pop(COMPENSATE_KEY, [])
+    return undos
 
 
 def clear(session: Session | AsyncSession) -> None:

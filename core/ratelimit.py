@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from functools import lru_cache
+from typing import Any, cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
@@ -31,7 +32,8 @@ def _new_limiter() -> SlidingWindowCounterRateLimiter:
         "async+" + get_settings().redis_url,
         implementation="redispy",
         key_prefix=KEY_PREFIX,
-        connection_pool=async_redis().connection_pool,
+        # Passed on to redis-py's client, though limits types its options as scalars only.
+        connection_pool=cast(Any, async_redis().connection_pool),
     )
     return SlidingWindowCounterRateLimiter(storage)
 

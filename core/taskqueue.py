@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import before_task_publish
-from kombu import Queue
+from kombu.entity import Queue
 
 from core.broker import REDIS_TRANSPORT
 from core.logging import request_id_var
@@ -61,11 +61,13 @@ def celery_app() -> Celery:
     return app
 
 
-@before_task_publish.connect
 def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
     # Every send (the API, beat, a retry) carries its time: queue wait and the oldest message's age.
     if headers is not None:
         headers["sent_at"] = time.time()
+
+
+before_task_publish.connect(_stamp_sent_at)
 
 
 def send(task: PendingTask) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery.beat import PersistentScheduler, ScheduleEntry
@@ -68,7 +68,8 @@ class LockedScheduler(PersistentScheduler):
         return False
 
     def _load_last_runs(self) -> None:
-        stored = self._redis.hgetall(LAST_RUN_KEY)
+        # redis-py types the reply for decoding clients too; this one answers bytes.
+        stored = cast(dict[bytes, bytes], self._redis.hgetall(LAST_RUN_KEY))
         for raw_name, raw_at in stored.items():
             entry: ScheduleEntry | None = self.schedule.get(raw_name.decode())
             if entry is not None:

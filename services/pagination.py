@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
@@ -36,10 +36,14 @@ def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise ServiceError("The cursor is not valid", code="bad_request") from exc
 
 
+# The columns a query selects: paging keeps them.
+Columns = TypeVarTuple("Columns")
+
+
 def newest_first(
-    query: Select[Any], created_col: InstrumentedAttribute[Any], id_col: InstrumentedAttribute[Any],
+    query: Select[*Columns], created_col: InstrumentedAttribute[Any], id_col: InstrumentedAttribute[Any],
     limit: int, cursor: str | None,
-) -> Select[Any]:  # fmt: skip
+) -> Select[*Columns]:  # fmt: skip
     if cursor:
         created, row_id = _decode(cursor)
         query = query.where(or_(created_col < created, and_(created_col == created, id_col < row_id)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -59,7 +60,7 @@ def stack_redis_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def log_dir(request: pytest.FixtureRequest) -> object:
+def log_dir(request: pytest.FixtureRequest) -> Path:
     path = ARTIFACTS / request.module.__name__.rsplit(".", 1)[-1]
     path.mkdir(parents=True, exist_ok=True)
     for old in path.glob("*.log"):
@@ -68,36 +69,42 @@ def log_dir(request: pytest.FixtureRequest) -> object:
 
 
 @pytest.fixture(scope="module")
-def stack_env(database_url: str, stack_redis_url: str, log_dir: object) -> dict[str, str]:
-    return base_env(database_url, stack_redis_url, log_dir)  # type: ignore[arg-type]
+def stack_env(database_url: str, stack_redis_url: str, log_dir: Path) -> dict[str, str]:
+    return base_env(database_url, stack_redis_url, log_dir)
 
 
 @pytest.fixture(scope="module")
-def fake_telegram(stack_env: dict[str, str], log_dir: object) -> Iterator[FakeTelegram]:
-    server = FakeTelegram(log_dir, stack_env)  # type: ignore[arg-type]
+def fake_telegram(stack_env: dict[str, str], log_dir: Path) -> Iterator[FakeTelegram]:
+    server = FakeTelegram(log_dir, stack_env)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def fake_llm(stack_env: dict[str, str], log_dir: object) -> Iterator[FakeLLM]:
-    server = FakeLLM(log_dir, stack_env)  # type: ignore[arg-type]
+def fake_llm(stack_env: dict[str, str], log_dir: Path) -> Iterator[FakeLLM]:
+    server = FakeLLM(log_dir, stack_env)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: object) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Path) -> Iterator[Stack]:
     """API + one llm worker, with the OpenAI-compatible provider pointed at the fake LLM."""
     env = {
         **stack_env,
         **fake_llm.env,
     }
-    with running_stack(env, log_dir) as system:  # type: ignore[arg-type]
+    with running_stack(env, log_dir) as system:
         yield system
 
 
 @pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http:
-        yield http
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the module's stack: this file's default one, or the ``stack`` a module defines."""
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def client(http: httpx.AsyncClient) -> httpx.AsyncClient:
+    return http

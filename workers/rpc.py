@@ -43,7 +43,7 @@ def answer_embed_query(text: str, reply_key: str) -> None:
     from services.knowledge.embedding import EmbeddingError, get_embedder
 
     try:
-        body = {"vector": get_embedder().embed([text])[0]}
+        body: dict[str, object] = {"vector": get_embedder().embed([text])[0]}
     except EmbeddingError as exc:
         body = {"error": str(exc)}
     client = sync_redis()

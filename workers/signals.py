@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from celery import signals
+from prometheus_client import multiprocess
 
 from core import metrics
 from core.db import reset_engines
@@ -104,4 +105,4 @@ def _serve_beat_metrics(**_: Any) -> None:
 @signals.worker_process_shutdown.connect
 def _forget_child_metrics(pid: int | None = None, **_: Any) -> None:
     if metrics.in_multiprocess_mode():
-        metrics.multiprocess.mark_process_dead(pid or os.getpid())
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -49,5 +49,5 @@ async def list_queues(_: AdminUser) -> QueuesOut:
             )
             for h in health
         ],
-        checked_at=_time(now),  # type: ignore[arg-type]
+        checked_at=datetime.fromtimestamp(now, UTC),
     )

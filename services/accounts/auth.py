@@ -6,6 +6,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -105,7 +106,8 @@ async def issue_tokens(session: AsyncSession, user: User, family_id: uuid.UUID |
     settings = get_settings()
     family_id = family_id or uuid.uuid4()
     # The access token names its login, so ending the login (logout, reuse) ends the token too.
-    access, ttl = create_access_token(user.id, **{revocation.FAMILY_CLAIM: str(family_id)})
+    login: dict[str, Any] = {revocation.FAMILY_CLAIM: str(family_id)}
+    access, ttl = create_access_token(user.id, **login)
     refresh, refresh_hash = new_refresh_token()
     session.add(
         RefreshToken(

@@ -97,6 +97,6 @@ async def stale_indexing_holds(
 
 async def balance_mismatches(
     session: AsyncSession,
-) -> Sequence[Row[tuple[uuid.UUID, int, int, int, int]]]:
+) -> Sequence[Row[uuid.UUID, int, int, int, int]]:
     """(owner, balance, held, ledger balance, ledger held) of every balance that disagrees."""
-    return (await session.execute(_BALANCE_MISMATCHES, {"holding": _HOLDING})).all()  # type: ignore[return-value]
+    return (await session.execute(_BALANCE_MISMATCHES, {"holding": _HOLDING})).all()

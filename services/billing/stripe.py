@@ -16,6 +16,7 @@ from typing import Any
 
 import stripe as stripe_sdk
 from sqlalchemy.ext.asyncio import AsyncSession
+from stripe.params.checkout import SessionCreateParams
 
 from core.settings import get_settings
 from models import CheckoutSession, TransactionKind
@@ -55,7 +56,7 @@ async def create_checkout(session: AsyncSession, owner_id: uuid.UUID, amount_mic
     if amount_micros <= 0 or amount_micros % MICROS_PER_MINOR_UNIT:
         raise ServiceError(f"amount_micros must be a positive multiple of {MICROS_PER_MINOR_UNIT}")
     base = settings.public_base_url.rstrip("/")
-    params: dict[str, Any] = {
+    params: SessionCreateParams = {
         "mode": "payment",
         "line_items": [
             {

@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -116,7 +117,7 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
             content = await publisher.finish()
             return await _end(
                 rt, job, ReplyStatus.cancelled, content, "reply.cancelled", {"content": content},
-                **_partial_usage(job, progress, content),
+                usage=_partial_usage(job, progress, content),
             )  # fmt: skip
         except ProviderError as exc:
             metrics.LLM_PROVIDER_ERRORS.labels(exc.code).inc()
@@ -124,19 +125,19 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
             error = {"code": exc.code, "message": exc.message}
             return await _end(
                 rt, job, ReplyStatus.failed, publisher.text, "reply.failed", {"error": error},
-                **_partial_usage(job, progress, publisher.text),
+                usage=_partial_usage(job, progress, publisher.text),
             )  # fmt: skip
         except TimeoutError:
             await publisher.finish()
             error = {"code": "timeout", "message": "The reply took longer than the time limit"}
             return await _end(
                 rt, job, ReplyStatus.failed, publisher.text, "reply.failed", {"error": error},
-                **_partial_usage(job, progress, publisher.text),
+                usage=_partial_usage(job, progress, publisher.text),
             )  # fmt: skip
         content = await publisher.finish()
         usage = progress.usage or _estimated_usage(job, content)
         metrics.count_tokens(job.model, usage.prompt_tokens, usage.completion_tokens)
-        result = {
+        result: dict[str, Any] = {
             "content": content,
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
             "cost_micros": None,
@@ -144,8 +145,7 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
         }
         return await _end(
             rt, job, ReplyStatus.completed, content, "reply.completed", result,
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-            citations=job.citations,
+            usage=usage, citations=job.citations,
         )  # fmt: skip
     finally:
         rt.running.pop(reply_id, None)
@@ -156,13 +156,12 @@ def _estimated_usage(job: replies.ClaimedReply, content: str) -> Usage:
     return Usage(sum(estimate_tokens(m["content"]) for m in job.messages), estimate_tokens(content))
 
 
-def _partial_usage(job: replies.ClaimedReply, progress: _Progress, content: str) -> dict[str, int]:
+def _partial_usage(job: replies.ClaimedReply, progress: _Progress, content: str) -> Usage | None:
     """The tokens a reply that ended early pays for: none if the provider never began answering (it
     refused or was unreachable), else its prompt (as reported, or estimated) and the text up to the end."""
     if not progress.answered:
-        return {}
-    usage = progress.usage or _estimated_usage(job, content)
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+        return None
+    return progress.usage or _estimated_usage(job, content)
 
 
 async def _stream_with_retries(
@@ -203,11 +202,16 @@ async def _stream_with_retries(
 
 async def _end(
     rt: Runtime, job: replies.ClaimedReply, status: ReplyStatus, content: str,
-    event_type: str, data: dict[str, object], **fields: object,
+    event_type: str, data: dict[str, Any], usage: Usage | None = None,
+    citations: list[dict[str, Any]] | None = None,
 ) -> str:  # fmt: skip
     error = data.get("error") if status == ReplyStatus.failed else None
     async with raw_connection() as conn:
-        finished = await replies.finish(conn, job, status, content, error=error, **fields)  # type: ignore[arg-type]
+        finished = await replies.finish(
+            conn, job, status, content, error=error,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None, citations=citations,
+        )  # fmt: skip
     if finished is None:
         return "lost"
     if finished.follow_up:

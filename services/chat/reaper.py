@@ -9,8 +9,10 @@ fails with ``worker_lost``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,7 +63,7 @@ async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapRe
             reply.status = ReplyStatus.failed
             reply.error = {"code": "worker_lost", "message": "The worker generating this reply stopped"}
             reply.completed_at = now
-            data = {"reply_id": str(reply.id), "error": reply.error}
+            data: dict[str, Any] = {"reply_id": str(reply.id), "error": reply.error}
             outbox.after_commit(session, _publisher(bus, dialog_topic(reply.dialog_id), data))
             if settings.billing_enabled:
                 # The reply died: its hold is released (charging only text it had stored, i.e. none).
@@ -79,7 +81,7 @@ async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapRe
     return ReapResult(retried, failed)
 
 
-def _publisher(bus: EventBus, topic: str, data: dict[str, object]):  # type: ignore[no-untyped-def]
+def _publisher(bus: EventBus, topic: str, data: dict[str, Any]) -> Callable[[], Awaitable[None]]:
     async def publish() -> None:
         await bus.apublish(topic, "reply.failed", data)
 

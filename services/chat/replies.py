@@ -99,7 +99,7 @@ async def claim(conn: AsyncConnection[Any], reply_id: uuid.UUID, attempt: int) -
     await conn.commit()
     if row is None:
         return None
-    knowledge, passages, citations = "", None, []
+    knowledge, passages, citations = "", None, list[dict[str, Any]]()
     if row["has_knowledge"]:
         async with unit_of_work() as session:
             knowledge, passages, citations = await _knowledge_for(session, row, settings.llm_context_tokens)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,7 +52,9 @@ async def _try(assistant_id: uuid.UUID, reply_id: uuid.UUID, cap: int, lease: in
 async def _release_ended(session: AsyncSession, assistant_id: uuid.UUID, lease: int) -> int:
     """Give back the slots of replies that have ended, or that were never committed; how many."""
     client = async_redis()
-    members = await client.zrange(_key(assistant_id), 0, -1, withscores=True)
+    # redis-py types every shape zrange can answer; with scores on a client that does not decode, it is
+    # (member bytes, score) pairs.
+    members = cast(list[tuple[bytes, float]], await client.zrange(_key(assistant_id), 0, -1, withscores=True))
     if not members:
         return 0
     slots = {uuid.UUID(member.decode()): lease_end for member, lease_end in members}

@@ -33,7 +33,7 @@ def readable_by(user: User) -> ColumnElement[bool] | None:
     return Dialog.owner_id == user.id
 
 
-def _assigned(operator: User) -> Select[tuple[uuid.UUID]]:
+def _assigned(operator: User) -> Select[uuid.UUID]:
     return select(AssistantOperator.assistant_id).where(AssistantOperator.operator_id == operator.id)
 
 
@@ -49,12 +49,12 @@ async def _ensure_assistant_visible(session: AsyncSession, user: User, assistant
         raise NotFound("Assistant not found")
 
 
-def _visible(user: User) -> Select[tuple[Dialog]]:
+def _visible(user: User) -> Select[Dialog]:
     condition = readable_by(user)
     return select(Dialog) if condition is None else select(Dialog).where(condition)
 
 
-def _writable(user: User) -> Select[tuple[Dialog]]:
+def _writable(user: User) -> Select[Dialog]:
     # Writing as the end user stays with the owner (and admins): operators answer by operator messages.
     return select(Dialog) if user.role == Role.admin else select(Dialog).where(Dialog.owner_id == user.id)
 

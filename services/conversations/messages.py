@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -152,7 +154,7 @@ async def queue_reply(
 
 def _publish_created(session: AsyncSession, message: Message) -> None:
     """``message.created`` with the message as ``GET /api/messages/{id}`` shows it."""
-    data = {
+    data: dict[str, Any] = {
         "id": str(message.id), "dialog_id": str(message.dialog_id), "role": message.role.value,
         "content": message.content, "status": message.status.value, "error": None,
         "usage": {"prompt_tokens": None, "completion_tokens": None}, "cost_micros": None,
@@ -164,7 +166,7 @@ def _publish_created(session: AsyncSession, message: Message) -> None:
     outbox.after_commit(session, lambda: bus.apublish(topic, "message.created", data))
 
 
-def _undo_post(message_id: uuid.UUID, reply_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def _undo_post(message_id: uuid.UUID, reply_id: uuid.UUID) -> Callable[[AsyncSession], Awaitable[None]]:
     async def undo(session: AsyncSession) -> None:
         await holds.release_hold(session, reply_id)
         await session.execute(delete(Message).where(Message.id.in_([reply_id, message_id])))
@@ -200,7 +202,9 @@ async def get_visible(session: AsyncSession, user: User, message_id: uuid.UUID) 
     query = select(Message).where(Message.id == message_id)
     if user.role == Role.operator:
         # Also the messages of the dialogs of the operator's assigned assistants.
-        query = query.join(Dialog, Dialog.id == Message.dialog_id).where(dialogs.readable_by(user))
+        readable = dialogs.readable_by(user)
+        assert readable is not None  # only an admin reads every dialog
+        query = query.join(Dialog, Dialog.id == Message.dialog_id).where(readable)
     elif user.role != Role.admin:
         query = query.where(Message.owner_id == user.id)
     message = await session.scalar(query)

@@ -74,7 +74,7 @@ async def list_pending(
 
 async def _take(session: AsyncSession, user: User, invitation_id: uuid.UUID) -> uuid.UUID:
     """Remove one of ``user``'s invitations; the assistant it was for."""
-    assistant_id = await session.scalar(
+    assistant_id: uuid.UUID | None = await session.scalar(
         delete(OperatorInvitation)
         .where(OperatorInvitation.id == invitation_id, OperatorInvitation.user_id == user.id)
         .returning(OperatorInvitation.assistant_id)

@@ -125,7 +125,7 @@ async def post_message(
         # The chat's ordered send queue, as for the bot's own answers.
         await handling.owe(session, chat, f"operator:{message.id}", text=content)
     # The fields of a generated reply's event, plus who wrote it.
-    data = {
+    data: dict[str, Any] = {
         "reply_id": str(message.id),
         "content": content,
         "usage": {"prompt_tokens": None, "completion_tokens": None},

@@ -34,7 +34,7 @@ def _units(text: str, max_tokens: int) -> list[tuple[str, int]]:
             if tokens <= max_tokens:
                 units.append((sentence, tokens))
                 continue
-            words, piece = sentence.split(" "), []
+            words, piece = sentence.split(" "), list[str]()
             for word in words:
                 if piece and estimate_tokens(" ".join([*piece, word])) > max_tokens:
                     units.append((" ".join(piece), estimate_tokens(" ".join(piece))))

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import httpx
 import openai
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -103,7 +102,7 @@ class OpenAIEmbedder:
             base_url=settings.embedding_base_url or "https://api.openai.com/v1",
             api_key=settings.embedding_api_key or "none",
             max_retries=0,
-            timeout=httpx.Timeout(60, connect=10),
+            timeout=openai.Timeout(60, connect=10),
         )
 
     def warm(self) -> None:

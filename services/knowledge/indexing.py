@@ -99,7 +99,7 @@ class Indexer:
         try:
             text = extract_text_isolated(
                 self.storage.get(job.storage_key),
-                job.kind,  # type: ignore[arg-type]
+                job.kind,
                 heartbeat=lambda: self._set(job, DocumentStatus.parsing, 0.0, publish=False),
             )
         except ParseError as exc:
@@ -111,7 +111,7 @@ class Indexer:
         if self.reserve is not None:
             refusal = self.reserve(job, sum(c.token_count for c in chunks))
             if refusal is not None:
-                return self.fail(job, refusal)
+                return self.fail(job, refusal, "insufficient_balance")
         if not self._set(job, DocumentStatus.embedding, 0.0):
             return "lost"
         vectors: list[list[float]] = []

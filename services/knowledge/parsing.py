@@ -94,8 +94,9 @@ def _decode(data: bytes, *, strict: bool = True) -> str | None:
         return None
 
 
-def extract_text(data: bytes, kind: Kind, limits: ParseLimits | None = None) -> str:
-    """The document's text, cleaned; raises ``ParseError`` with a readable reason.
+def extract_text(data: bytes, kind: Kind | str, limits: ParseLimits | None = None) -> str:
+    """The document's text, cleaned; raises ``ParseError`` with a readable reason. ``kind`` is the
+    stored sniffed kind (one of ``Kind``); any other reads as plain text.
 
     Run it through ``services.knowledge.sandbox`` on untrusted files: the limits here refuse what can be
     measured before it is expanded; the sandbox's rlimits catch the rest.

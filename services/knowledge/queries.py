@@ -71,14 +71,14 @@ _INDEXING = [DocumentStatus.queued.value, DocumentStatus.parsing.value, Document
 async def search_chunks(
     session: AsyncSession, owner_id: uuid.UUID, assistant_id: uuid.UUID, query: str, vector: str,
     *, candidates: int, top_k: int, rrf_k: int, min_score: float,
-) -> Sequence[Row[tuple[uuid.UUID, uuid.UUID, str, str, float, float]]]:  # fmt: skip
+) -> Sequence[Row[uuid.UUID, uuid.UUID, str, str, float, float]]:  # fmt: skip
     """Rows of (id, document_id, filename, text, score, similarity), best first; ``vector`` is a
     pgvector literal."""
     params = {
         "q": vector, "query_text": query, "owner_id": owner_id, "assistant_id": assistant_id,
         "n": candidates, "k": top_k, "rrf_k": rrf_k, "min_score": min_score,
     }  # fmt: skip
-    return (await session.execute(_SEARCH, params)).all()  # type: ignore[return-value]
+    return (await session.execute(_SEARCH, params)).all()
 
 
 async def stalled_reindex_runs(session: AsyncSession, quiet_since: datetime) -> list[uuid.UUID]:

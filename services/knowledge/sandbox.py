@@ -30,7 +30,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WALL_CLOCK_FACTOR = 2
 
 
-def extract_text_isolated(data: bytes, kind: Kind, heartbeat: Callable[[], object] | None = None) -> str:
+def extract_text_isolated(
+    data: bytes, kind: Kind | str, heartbeat: Callable[[], object] | None = None
+) -> str:
     """The document's text, extracted by a child process under rlimits; raises ``ParseError``.
 
     ``heartbeat`` is called every quarter of ``document_silence_seconds`` while the child works, so a
@@ -78,7 +80,7 @@ def extract_text_isolated(data: bytes, kind: Kind, heartbeat: Callable[[], objec
     if "error" in answer:
         error = DocumentTooLarge if answer["code"] == DocumentTooLarge.code else ParseError
         raise error(answer["error"])
-    return answer["text"]
+    return str(answer["text"])
 
 
 def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:

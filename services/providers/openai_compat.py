@@ -8,12 +8,13 @@ several times more CPU per chunk, and CPU per chunk bounds how many streams one 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import httpx2
 import openai
 import orjson
+from openai.types.chat import ChatCompletionMessageParam
 
 from services.providers.base import (
     ChatRequest,
@@ -56,7 +57,9 @@ class OpenAICompatibleProvider:
         try:
             async with self._client.chat.completions.with_streaming_response.create(
                 model=request.model,
-                messages=request.messages,
+                # Each message is one of the SDK's per-role TypedDicts; ours has the roles in one Literal,
+                # which the checker cannot split across the SDK's union.
+                messages=cast("list[ChatCompletionMessageParam]", request.messages),
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
                 stream=True,
@@ -130,8 +133,10 @@ def _stream_error(error: Any) -> ProviderError:
 def _error_message(body: object) -> str | None:
     if isinstance(body, dict):
         error = body.get("error", body)
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+        if isinstance(error, dict):
+            message = error.get("message")
+            if isinstance(message, str):
+                return message
     return None
 
 

@@ -14,6 +14,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -148,7 +149,7 @@ async def receive_webhook(session: AsyncSession, bot_id: uuid.UUID, secret: str 
         outbox.on_dispatch_failure(session, _unschedule(bot_id, chat_key))
 
 
-def _unschedule(bot_id: object, chat_key: str):  # type: ignore[no-untyped-def]
+def _unschedule(bot_id: object, chat_key: str) -> Callable[[AsyncSession], Awaitable[None]]:
     async def undo(_: AsyncSession) -> None:
         await async_redis().delete(scheduled_key(bot_id, chat_key))
 

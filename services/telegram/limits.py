@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from core.outbox import PendingTask
 from core.queues import TASKS
@@ -107,7 +108,7 @@ class SendLimiter:
         windows = windows_for(bot_id, chat_id)
         bot_window = windows[0]
         spacing_ms = int(bot_window.seconds * 1000 / bot_window.limit)
-        args: list[object] = [uuid.uuid4().hex, sender or uuid.uuid4().hex, spacing_ms]
+        args: list[EncodableT] = [uuid.uuid4().hex, sender or uuid.uuid4().hex, spacing_ms]
         for window in windows:
             args += [window.limit, int(window.seconds * 1000)]
         keys = [pause_key(bot_id), line_key(bot_id), *(w.key for w in windows)]
@@ -168,7 +169,9 @@ async def start_reply(
     when they are all taken, and then the chat is woken (``replies_settled``) when one frees up. Taking
     it again for the same answer succeeds."""
     now = time.time()
-    args = [now - IN_FLIGHT_STALE_SECONDS, limit, now, send_key, IN_FLIGHT_STALE_SECONDS, chat_key]
+    args: list[EncodableT] = [
+        now - IN_FLIGHT_STALE_SECONDS, limit, now, send_key, IN_FLIGHT_STALE_SECONDS, chat_key,
+    ]  # fmt: skip
     keys = [in_flight_key(bot_id), waiting_key(bot_id)]
     return bool(await client.register_script(_START_LUA)(keys=keys, args=args))
 

@@ -186,7 +186,8 @@ def _text_of(row: dict[str, Any]) -> str | None:
         return None
     if row["reply_status"] == ReplyStatus.failed and not row["reply_content"]:
         return FAILED_TEXT
-    return row["reply_content"]
+    content: str | None = row["reply_content"]
+    return content
 
 
 async def _send(nxt: _Next, chat_row_id: uuid.UUID, limiter: SendLimiter) -> Outcome | None:

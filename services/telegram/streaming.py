@@ -141,9 +141,12 @@ async def _show(stream: _Stream) -> float | None:
         outcome = await sending.handle_send_error(
             exc, stream.bot_id, stream.chat_row_id, stream.token, limiter
         )
-        if outcome is None or outcome.retry_in is not None:
-            return max(outcome.retry_in if outcome else 0.0, tick_seconds())
+        if outcome is None:
+            return max(0.0, tick_seconds())
+        if outcome.retry_in is not None:
+            return max(outcome.retry_in, tick_seconds())
         return None  # the chat or the bot can no longer be sent to
+    assert message_id is not None  # "not modified" answers only an edit, which had an id
     await _record(stream.send_id, message_id, len(preview))
     return tick_seconds()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -21,9 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.analytics import queries, rollups
-from tests.fixtures.api import Account, signup
-from tests.fixtures.billing import make_admin, sql
-from tests.fixtures.processes import wait_for
+from tests.fixtures.api import Account, new_assistant, signup
+from tests.fixtures.billing import make_admin
+from tests.fixtures.database import sql
+from tests.fixtures.processes import eventually
 from tests.fixtures.stack import Stack, running_stack
 
 ZONES = [timezone(timedelta(hours=h, minutes=m)) for h, m in ((0, 0), (-5, 0), (5, 30), (13, 45), (-11, 0))]
@@ -44,7 +45,7 @@ class Row:
 
 
 @pytest.fixture(scope="module")
-def analytics_stack(stack_env: dict[str, str], log_dir: Any) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], log_dir: Any) -> Iterator[Stack]:
     env = {
         **stack_env,
         "CHATAI_ANALYTICS_HOURLY_ROLLUP_SECONDS": "1",
@@ -53,12 +54,6 @@ def analytics_stack(stack_env: dict[str, str], log_dir: Any) -> Iterator[Stack]:
     }
     with running_stack(env, log_dir, workers=()) as system:
         yield system
-
-
-@pytest.fixture
-async def http(analytics_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=analytics_stack.base_url, timeout=30) as client:
-        yield client
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -175,19 +170,14 @@ def generate(database_url: str, owners: dict[str, str], people: list[str], now: 
 
 
 @pytest.fixture(scope="module")
-async def traffic(
-    analytics_stack: Stack, database_url: str
-) -> tuple[dict[str, Account], dict[str, str], list[Row]]:
-    async with httpx.AsyncClient(base_url=analytics_stack.base_url, timeout=30) as http:
+async def traffic(stack: Stack, database_url: str) -> tuple[dict[str, Account], dict[str, str], list[Row]]:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
         accounts = {name: await signup(http, name) for name in ("alice", "bob", "carol")}
         owners: dict[str, str] = {}
         for name, count in (("alice", 2), ("bob", 1)):
             for i in range(count):
-                r = await http.post(
-                    "/api/assistants", json={"name": f"{name}-{i}"}, headers=accounts[name].headers
-                )
-                assert r.status_code == 201, r.text
-                owners[r.json()["id"]] = accounts[name].user_id
+                assistant_id = await new_assistant(http, accounts[name], name=f"{name}-{i}")
+                owners[assistant_id] = accounts[name].user_id
     people = [a.user_id for a in accounts.values()]
     rows = generate(database_url, owners, people, datetime.now(UTC))
     return accounts, owners, rows
@@ -221,19 +211,19 @@ async def test_rollups_equal_a_direct_count_and_rerun_gives_the_same_rows(
 
 
 async def test_beat_and_the_analytics_worker_roll_up_recent_periods(
-    traffic: tuple[dict[str, Account], dict[str, str], list[Row]], database_url: str, analytics_stack: Stack
+    traffic: tuple[dict[str, Account], dict[str, str], list[Row]], database_url: str, stack: Stack
 ) -> None:
     _, _, rows = traffic
     sql(database_url, "DELETE FROM usage_rollups")
-    analytics_stack.start_worker("analytics")
-    analytics_stack.start_beat()
+    stack.start_worker("analytics")
+    stack.start_beat()
     now = datetime.now(UTC)
     recent = {k for k in expected_rows(rows, "hour") if k[1] >= floor("hour", now) - timedelta(hours=1)}
 
     def rolled_up() -> bool:
         return recent <= set(stored_rows(database_url, "hour"))
 
-    wait_for(rolled_up, 60, "the hourly rollup of the current and previous hour")
+    eventually(rolled_up, 60, "the hourly rollup of the current and previous hour")
     expected = expected_rows(rows, "hour")
     assert_same({k: v for k, v in stored_rows(database_url, "hour").items() if k in recent},
                 {k: expected[k] for k in recent})  # fmt: skip

@@ -4,7 +4,7 @@ the fake LLM and a fake Stripe the real SDK talks to."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,16 +12,10 @@ import pytest
 import redis
 
 from tests.fixtures.api import Account, WsClient, new_dialog, poll_reply, post_message, signup
-from tests.fixtures.billing import (
-    balance_row,
-    entries_for,
-    ledger_sums,
-    make_admin,
-    send_settle,
-    sql,
-)
+from tests.fixtures.billing import balance_row, entries_for, ledger_sums, make_admin, send_settle
+from tests.fixtures.database import sql
 from tests.fixtures.fake_stripe import FakeStripe
-from tests.fixtures.processes import Child, wait_for
+from tests.fixtures.processes import Child, eventually, eventually_async
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 SIGNUP_CREDIT = 5_000_000
@@ -41,7 +35,7 @@ def fake_stripe(stack_env: dict[str, str], log_dir: Any) -> Iterator[FakeStripe]
 
 
 @pytest.fixture(scope="module")
-def billing_stack(
+def stack(
     stack_env: dict[str, str], fake_llm: FakeLLM, fake_stripe: FakeStripe, log_dir: Any
 ) -> Iterator[Stack]:
     env = {
@@ -57,12 +51,6 @@ def billing_stack(
     }
     with running_stack(env, log_dir) as system:
         yield system
-
-
-@pytest.fixture
-async def http(billing_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=billing_stack.base_url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +90,7 @@ async def wait_settled(database_url: str, reply_id: str, timeout: float = 30) ->
         entries = entries_for(database_url, reply_id)
         return entries if any(kind == "release" for kind, _ in entries) else None
 
-    return await asyncio.to_thread(wait_for, settled, timeout, f"reply {reply_id} to settle")  # type: ignore[return-value]
+    return await asyncio.to_thread(eventually, settled, timeout, f"reply {reply_id} to settle")  # type: ignore[return-value]
 
 
 def assert_consistent(database_url: str, user_id: str) -> tuple[int, int]:
@@ -113,7 +101,7 @@ def assert_consistent(database_url: str, user_id: str) -> tuple[int, int]:
 
 
 async def test_concurrent_messages_accept_only_what_the_balance_covers(
-    http: httpx.AsyncClient, billing_stack: Stack, database_url: str, workers: dict[str, Child]
+    http: httpx.AsyncClient, stack: Stack, database_url: str, workers: dict[str, Child]
 ) -> None:
     stop_billing(workers)  # holds stay open until the burst is over, so the count is exact
     user = await signup(http, "burst")
@@ -137,7 +125,7 @@ async def test_concurrent_messages_accept_only_what_the_balance_covers(
     assert count == 20
     assert assert_consistent(database_url, user.user_id) == (SIGNUP_CREDIT, SIGNUP_CREDIT)
 
-    start_billing(billing_stack, workers)
+    start_billing(stack, workers)
     charged = 0
     for r in accepted:
         reply_id = r.json()["reply"]["id"]
@@ -166,7 +154,7 @@ async def test_concurrent_messages_accept_only_what_the_balance_covers(
 
 
 async def test_charge_task_delivered_three_times_books_once(
-    http: httpx.AsyncClient, billing_stack: Stack, database_url: str, stack_redis_url: str,
+    http: httpx.AsyncClient, stack: Stack, database_url: str, stack_redis_url: str,
     workers: dict[str, Child],
 ) -> None:  # fmt: skip
     stop_billing(workers)
@@ -176,17 +164,17 @@ async def test_charge_task_delivered_three_times_books_once(
     await poll_reply(http, user, reply_id)
     for _ in range(2):  # the queued settle task, plus two more deliveries of it
         send_settle(stack_redis_url, reply_id)
-    start_billing(billing_stack, workers)
+    start_billing(stack, workers)
     await wait_settled(database_url, reply_id)
     await asyncio.to_thread(
-        wait_for, lambda: workers["billing"].log_text().count("succeeded") >= 3, 30, "three deliveries"
+        eventually, lambda: workers["billing"].log_text().count("succeeded") >= 3, 30, "three deliveries"
     )
     assert [k for k, _ in entries_for(database_url, reply_id)] == ["hold", "charge", "release"]
     assert assert_consistent(database_url, user.user_id)[1] == 0
 
 
 async def test_billing_worker_killed_between_charge_and_ack_books_once(
-    http: httpx.AsyncClient, billing_stack: Stack, database_url: str, stack_redis_url: str,
+    http: httpx.AsyncClient, stack: Stack, database_url: str, stack_redis_url: str,
     workers: dict[str, Child],
 ) -> None:  # fmt: skip
     stop_billing(workers)
@@ -194,7 +182,7 @@ async def test_billing_worker_killed_between_charge_and_ack_books_once(
     _, dialog_id = await new_dialog(http, user)
     reply_id = (await post_message(http, user, dialog_id, "kill after charge [[tokens:30]]"))["reply"]["id"]
     await poll_reply(http, user, reply_id)
-    doomed = start_billing(billing_stack, workers, "--include", "tests.fixtures.billing_hooks")
+    doomed = start_billing(stack, workers, "--include", "tests.fixtures.billing_hooks")
     await asyncio.to_thread(doomed.wait_for_log, f"SETTLED-NOT-ACKED {reply_id} settled", 30)
     doomed.kill()
     workers.pop("billing")
@@ -203,17 +191,17 @@ async def test_billing_worker_killed_between_charge_and_ack_books_once(
     unacked = redis.Redis.from_url(stack_redis_url).hgetall("unacked")
     assert any(reply_id.encode() in payload for payload in unacked.values())
     send_settle(stack_redis_url, reply_id)  # the redelivery, without waiting out the visibility timeout
-    survivor = start_billing(billing_stack, workers)
+    survivor = start_billing(stack, workers)
     await asyncio.to_thread(survivor.wait_for_log, "'already_settled'", 30)
     assert [k for k, _ in entries_for(database_url, reply_id)] == ["hold", "charge", "release"]
     assert assert_consistent(database_url, user.user_id)[1] == 0
 
 
 async def test_failed_reply_releases_its_hold(
-    http: httpx.AsyncClient, billing_stack: Stack, database_url: str, workers: dict[str, Child]
+    http: httpx.AsyncClient, stack: Stack, database_url: str, workers: dict[str, Child]
 ) -> None:
     if "billing" not in workers:
-        start_billing(billing_stack, workers)
+        start_billing(stack, workers)
     user = await signup(http, "failing")
     _, dialog_id = await new_dialog(http, user)
     reply_id = (await post_message(http, user, dialog_id, "no luck [[fault:400]]"))["reply"]["id"]
@@ -224,9 +212,7 @@ async def test_failed_reply_releases_its_hold(
     assert assert_consistent(database_url, user.user_id) == (SIGNUP_CREDIT, 0)
 
 
-async def test_admin_topup_prices_and_roles(
-    http: httpx.AsyncClient, billing_stack: Stack, database_url: str
-) -> None:
+async def test_admin_topup_prices_and_roles(http: httpx.AsyncClient, stack: Stack, database_url: str) -> None:
     user = await signup(http, "topped")
     other = await signup(http, "other")
     boss = await admin(http, database_url)
@@ -244,7 +230,7 @@ async def test_admin_topup_prices_and_roles(
     assert "*" in {p["model"] for p in r.json()["items"]}
 
     topup = {"amount_micros": 2_500_000, "reason": "goodwill", "idempotency_key": "ticket-42"}
-    async with WsClient(billing_stack.ws_url, user.access_token) as ws:
+    async with WsClient(stack.ws_url, user.access_token) as ws:
         await ws.subscribe("user")
         first = await http.post(f"/api/admin/users/{user.user_id}/topup", json=topup, headers=boss.headers)
         assert first.status_code == 201, first.text
@@ -278,7 +264,7 @@ async def test_admin_topup_prices_and_roles(
 
 
 async def test_stripe_checkout_and_webhook_credit_once(
-    http: httpx.AsyncClient, billing_stack: Stack, database_url: str, fake_stripe: FakeStripe
+    http: httpx.AsyncClient, stack: Stack, database_url: str, fake_stripe: FakeStripe
 ) -> None:
     user = await signup(http, "payer")
     r = await http.post("/api/balance/checkout", json={"amount_micros": 10_000_000}, headers=user.headers)
@@ -310,10 +296,10 @@ async def test_stripe_checkout_and_webhook_credit_once(
 
 
 async def test_admin_refunds_a_charge_never_beyond_it(
-    http: httpx.AsyncClient, billing_stack: Stack, database_url: str, workers: dict[str, Child]
+    http: httpx.AsyncClient, stack: Stack, database_url: str, workers: dict[str, Child]
 ) -> None:
     if "billing" not in workers:
-        start_billing(billing_stack, workers)
+        start_billing(stack, workers)
     user = await signup(http, "refunded")
     other = await signup(http, "bystander")
     boss = await admin(http, database_url)
@@ -366,10 +352,10 @@ async def test_admin_refunds_a_charge_never_beyond_it(
 
 
 async def test_reconciliation_reports_a_corrupted_balance(
-    http: httpx.AsyncClient, billing_stack: Stack, database_url: str, workers: dict[str, Child]
+    http: httpx.AsyncClient, stack: Stack, database_url: str, workers: dict[str, Child]
 ) -> None:
     if "billing" not in workers:
-        start_billing(billing_stack, workers)
+        start_billing(stack, workers)
     victim = await signup(http, "victim")
     boss = await admin(http, database_url)
     sql(
@@ -377,19 +363,15 @@ async def test_reconciliation_reports_a_corrupted_balance(
         "UPDATE balances SET balance_micros = balance_micros + 1234 WHERE user_id = %s",
         victim.user_id,
     )
-    beat = billing_stack.start_beat()
+    beat = stack.start_beat()
     try:
 
-        async def reported() -> dict[str, Any]:
-            while True:
-                r = await http.get("/api/admin/reconciliation", headers=boss.headers)
-                assert r.status_code == 200, r.text
-                for item in r.json()["items"]:
-                    if item["owner_id"] == victim.user_id:
-                        return item
-                await asyncio.sleep(0.2)
+        async def reported() -> dict[str, Any] | None:
+            r = await http.get("/api/admin/reconciliation", headers=boss.headers)
+            assert r.status_code == 200, r.text
+            return next((item for item in r.json()["items"] if item["owner_id"] == victim.user_id), None)
 
-        found = await asyncio.wait_for(reported(), 30)
+        found = await eventually_async(reported, 30, "the mismatch to be reported", interval=0.2)
     finally:
         beat.stop()
     assert found["balance_micros"] == SIGNUP_CREDIT + 1234

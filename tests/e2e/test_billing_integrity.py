@@ -18,7 +18,7 @@ import pytest
 from tests.fixtures.api import Account, WsClient, new_dialog, poll_reply, post_message, signup
 from tests.fixtures.billing import balance_row, entries_for, ledger_sums, make_admin, sql
 from tests.fixtures.documents import make_docx
-from tests.fixtures.processes import Child, wait_for
+from tests.fixtures.processes import Child, eventually
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 SIGNUP_CREDIT = 5_000_000
@@ -90,7 +90,7 @@ async def wait_settled(database_url: str, reference: str, timeout: float = 60) -
         entries = entries_for(database_url, reference)
         return entries if any(kind == "release" for kind, _ in entries) else None
 
-    return await asyncio.to_thread(wait_for, settled, timeout, f"{reference} to settle")  # type: ignore[return-value]
+    return await asyncio.to_thread(eventually, settled, timeout, f"{reference} to settle")  # type: ignore[return-value]
 
 
 def charged(entries: list[tuple[str, int]]) -> int:
@@ -363,7 +363,7 @@ async def wait_document(http: httpx.AsyncClient, owner: Account, document_id: st
                 return body
             await asyncio.sleep(0.1)
 
-    return await asyncio.wait_for(ended(), 90)
+    return await asyncio.eventually(ended(), 90)
 
 
 async def test_a_compressed_document_is_charged_for_all_the_text_it_embeds(

@@ -18,7 +18,7 @@ MAX_UPLOAD = 50_000
 
 
 @pytest.fixture(scope="module")
-def web_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
     env = {
         **stack_env,
         "CHATAI_COOKIE_SECURE": "false",  # the test talks plain HTTP
@@ -30,22 +30,16 @@ def web_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
         yield system
 
 
-@pytest.fixture
-async def http(web_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=web_stack.base_url, timeout=10) as client:
-        yield client
-
-
 def _error(r: httpx.Response) -> tuple[int, str]:
     return r.status_code, r.json()["error"]["code"]
 
 
 async def test_login_sets_cookies_and_state_changes_need_the_csrf_echo(
-    http: httpx.AsyncClient, web_stack: Stack
+    http: httpx.AsyncClient, stack: Stack
 ) -> None:
     account = await signup(http, "browser")
     http.cookies.clear()
-    async with httpx.AsyncClient(base_url=web_stack.base_url, timeout=10) as browser:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as browser:
         r = await browser.post("/api/auth/login", json={"email": account.email, "password": account.password})
         assert r.status_code == 200
         set_cookies = {c.split("=", 1)[0]: c.lower() for c in r.headers.get_list("set-cookie")}

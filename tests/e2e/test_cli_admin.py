@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from core.security import verify_password
-from tests.fixtures.billing import sql
+from tests.fixtures.database import sql
 from tests.fixtures.processes import ROOT
 from tests.fixtures.rows import insert_assistant, user_row
 

@@ -3,7 +3,7 @@ system recovers on its own when the dependency comes back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,7 +13,7 @@ import pytest
 from core.embedded_db import ensure_server, sqlalchemy_url, stop_server
 from tests.fixtures.api import new_dialog, poll_reply, signup
 from tests.fixtures.database import migrate
-from tests.fixtures.processes import ROOT, wait_for
+from tests.fixtures.processes import ROOT, eventually
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
 
@@ -51,7 +51,7 @@ def postgres_server() -> Iterator[tuple[PostgresServer, str]]:
 
 
 @pytest.fixture(scope="module")
-def fragile_stack(
+def stack(
     redis_server: RedisServer, postgres_server: tuple[PostgresServer, str], log_dir: Path
 ) -> Iterator[Stack]:
     env = base_env(postgres_server[1], redis_server.url, log_dir)
@@ -63,14 +63,8 @@ def fragile_stack(
         llm.stop()
 
 
-@pytest.fixture
-async def http(fragile_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fragile_stack.base_url, timeout=20) as client:
-        yield client
-
-
 def wait_until_ready(base_url: str) -> None:
-    wait_for(lambda: httpx.get(f"{base_url.rstrip('/')}/health/ready").status_code == 200, 30, "readiness")
+    eventually(lambda: httpx.get(f"{base_url.rstrip('/')}/health/ready").status_code == 200, 30, "readiness")
 
 
 async def message_count(http: httpx.AsyncClient, headers: dict[str, str], dialog_id: str) -> int:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from core import metrics
 from core.settings import get_settings
-from tests.fixtures.processes import Child, free_port, python_argv, wait_for
+from tests.fixtures.processes import Child, eventually, free_port, python_argv
 
 
 def _api_argv(host: str, port: int) -> list[str]:
@@ -28,7 +28,7 @@ def test_the_api_refuses_a_public_address_with_the_development_secret_and_no_env
     env = {k: v for k, v in stack_env.items() if k not in ("CHATAI_ENV", "CHATAI_JWT_SECRET")}
     api = Child("api-exposed", _api_argv("0.0.0.0", free_port()), env, log_dir)
     try:
-        wait_for(lambda: api.proc.poll() is not None, 60, "the API to refuse to start")
+        eventually(lambda: api.proc.poll() is not None, 60, "the API to refuse to start")
     finally:
         api.stop()
     assert api.proc.returncode != 0

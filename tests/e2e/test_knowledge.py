@@ -16,7 +16,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.fixtures.api import Account, WsClient, poll_reply, post_message, signup
+from core.db import to_libpq
+from tests.fixtures.api import Account, WsClient, new_assistant, open_dialog, poll_reply, post_message, signup
 from tests.fixtures.documents import encrypt_pdf, make_docx, make_html, make_pdf
 from tests.fixtures.processes import ROOT
 from tests.fixtures.stack import Stack, running_stack
@@ -70,13 +71,7 @@ async def http(kb_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="module")
 def libpq(database_url: str) -> str:
-    return database_url.replace("postgresql+psycopg", "postgresql")
-
-
-async def new_assistant(http: httpx.AsyncClient, account: Account, **fields: Any) -> str:
-    r = await http.post("/api/assistants", json={"name": "Docs", **fields}, headers=account.headers)
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
+    return to_libpq(database_url)
 
 
 async def upload(
@@ -179,8 +174,7 @@ async def test_offline_answer_cites_the_right_document(http: httpx.AsyncClient, 
     docs = await index(
         http, kb_stack, bob, assistant_id, {"refunds.txt": REFUNDS.encode(), "office.pdf": make_pdf(CAT)}
     )
-    r = await http.post("/api/dialogs", json={"assistant_id": assistant_id}, headers=bob.headers)
-    dialog_id = r.json()["id"]
+    dialog_id = await open_dialog(http, bob, assistant_id)
 
     posted = await post_message(http, bob, dialog_id, "How long does it take to get my money back?")
     reply = await poll_reply(http, bob, posted["reply"]["id"], timeout=60)

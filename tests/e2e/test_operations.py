@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.events import EventBus, dialog_topic
 from tests.e2e.test_dependencies_down import RedisServer
 from tests.fixtures.api import WsClient, new_dialog, poll_reply, signup
-from tests.fixtures.processes import ROOT, Child, free_port, python_argv, wait_for
+from tests.fixtures.processes import ROOT, Child, eventually, free_port, python_argv
 from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
 
 WORKER_METRICS_PORT = free_port()
@@ -110,7 +110,7 @@ async def test_metrics_change_with_a_chat_turn(client: httpx.AsyncClient, stack:
         done = value(after, "chatai_tasks_total", outcome="success", **task)
         return after if done > value(worker_before, "chatai_tasks_total", outcome="success", **task) else None
 
-    worker_after: Samples = wait_for(worker_counted, 10, "the worker to count the task")  # type: ignore[assignment]
+    worker_after: Samples = eventually(worker_counted, 10, "the worker to count the task")  # type: ignore[assignment]
     for metric in ("chatai_task_duration_seconds_count", "chatai_task_queue_wait_seconds_count"):
         assert value(worker_after, metric, **task) == value(worker_before, metric, **task) + 1, metric
     ttft = "chatai_llm_time_to_first_token_seconds_count"
@@ -159,7 +159,7 @@ async def test_one_request_id_follows_a_turn(
     def worker_lines() -> list[dict[str, Any]]:
         return [e for e in json_lines(worker.log_text()) if e.get("request_id") == request_id]
 
-    lines: list[dict[str, Any]] = wait_for(worker_lines, 10, "the worker to log the request id")  # type: ignore[assignment]
+    lines: list[dict[str, Any]] = eventually(worker_lines, 10, "the worker to log the request id")  # type: ignore[assignment]
     assert all(e["task_id"] == task_id and e["process_kind"] == "worker" for e in lines), lines
 
     events = EventBus(sync_client=redis.Redis.from_url(stack_redis_url)).replay(dialog_topic(dialog_id))
@@ -184,7 +184,7 @@ def test_readiness_follows_redis(database_url: str, log_dir: Path) -> None:
         assert checks["postgres"] == "ok" and checks["redis"] != "ok" and checks["broker"] != "ok"
         assert r.json()["error"]["code"] == "unavailable"
         server.start()
-        wait_for(lambda: httpx.get(ready, timeout=10).status_code == 200, 30, "readiness to return")
+        eventually(lambda: httpx.get(ready, timeout=10).status_code == 200, 30, "readiness to return")
     finally:
         system.stop()
         server.stop()
@@ -217,7 +217,7 @@ def test_prefork_worker_serves_its_childrens_metrics(stack_env: dict[str, str], 
         subprocess.run(python_argv("-c", code), env=system.env, cwd=ROOT, check=True, timeout=60)
         labels = {"queue": "embeddings", "task": "chatai.embeddings.reap_documents", "outcome": "success"}
         url = f"http://127.0.0.1:{port}/metrics"
-        wait_for(lambda: value(scrape(url), "chatai_tasks_total", **labels) == 1, 60, "the child's count")
+        eventually(lambda: value(scrape(url), "chatai_tasks_total", **labels) == 1, 60, "the child's count")
         mmap_files = list((Path(stack_env["CHATAI_DATA_DIR"]) / "prometheus").glob("embeddings-*/*.db"))
         assert mmap_files, "prefork metrics are not in multiprocess mode"
         promtool_accepts(url)
@@ -247,7 +247,7 @@ def test_flower_from_the_procfile_asks_for_credentials(stack: Stack) -> None:
             return False
 
     try:
-        wait_for(answers, 60, "Flower to answer")
+        eventually(answers, 60, "Flower to answer")
         assert httpx.get(f"{base}/workers", timeout=10).status_code == 401
         auth = ("ops", "flower-test-password")
         assert httpx.get(f"{base}/workers", auth=auth, timeout=10).status_code == 200

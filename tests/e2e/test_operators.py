@@ -17,7 +17,7 @@ from tests.fixtures.api import (
     post_message,
     signup,
 )
-from tests.fixtures.billing import sql
+from tests.fixtures.database import sql
 from tests.fixtures.stack import Stack
 
 

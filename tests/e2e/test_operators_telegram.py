@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.fixtures.api import assign_operator, signup
-from tests.fixtures.billing import sql
+from tests.fixtures.database import sql
 from tests.fixtures.fake_telegram import FakeTelegram
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import eventually
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 from tests.fixtures.telegram import connect_bot, deliver, text_update, wait_sent, webhook_stack_env
 
@@ -20,18 +20,12 @@ CHAT = 7001
 
 
 @pytest.fixture(scope="module")
-def tg_stack(
+def stack(
     stack_env: dict[str, str], fake_llm: FakeLLM, fake_telegram: FakeTelegram, log_dir: Any
 ) -> Iterator[Stack]:
     env = webhook_stack_env(stack_env, fake_llm, fake_telegram)
     with running_stack(env, log_dir, workers=("llm", "telegram")) as system:
         yield system
-
-
-@pytest.fixture
-async def http(tg_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tg_stack.base_url, timeout=30) as client:
-        yield client
 
 
 def user_messages(database_url: str, dialog_id: str) -> int:
@@ -60,7 +54,7 @@ async def test_the_operators_answer_reaches_the_telegram_chat_instead_of_the_ass
 
     assert (await deliver(http, bot, text_update(CHAT, "a human please [[tokens:3]]"))).status_code == 200
     await asyncio.to_thread(
-        wait_for, lambda: user_messages(database_url, dialog_id) == 2, 15, "the held message stored"
+        eventually, lambda: user_messages(database_url, dialog_id) == 2, 15, "the held message stored"
     )
     r = await http.post(
         f"/api/dialogs/{dialog_id}/operator-messages", json={"content": "Operator here."}, headers=op.headers

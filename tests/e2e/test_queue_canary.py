@@ -3,9 +3,7 @@ and a queue nobody consumes shows up as not consuming in ``GET /api/admin/queues
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,6 +12,7 @@ import pytest
 from core.queues import QUEUES
 from tests.fixtures.api import signup
 from tests.fixtures.billing import make_admin
+from tests.fixtures.processes import eventually_async
 from tests.fixtures.stack import Stack, running_stack
 
 STALE = 5
@@ -30,14 +29,6 @@ def canary_stack(stack_env: dict[str, str], log_dir: Any) -> Iterator[Stack]:
     # Only the analytics queue has a worker; every other queue's pings stay unconsumed.
     with running_stack(env, log_dir, workers=("analytics",), beat=True) as system:
         yield system
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_canary_shows_which_queues_are_consumed(canary_stack: Stack, database_url: str) -> None:
@@ -61,7 +52,9 @@ async def test_canary_shows_which_queues_are_consumed(canary_stack: Stack, datab
             health = await refresh()
             return health["analytics"]["consuming"] and all(q["last_sent_at"] for q in health.values())
 
-        await until(pinged_everywhere, 60, "pings sent to every queue and the analytics one consumed")
+        await eventually_async(
+            pinged_everywhere, 60, "pings sent to every queue and the analytics one consumed", interval=0.2
+        )
         assert set(latest) == set(QUEUES)
         assert latest["analytics"]["latency_seconds"] is not None
         assert latest["analytics"]["latency_seconds"] < STALE
@@ -75,4 +68,6 @@ async def test_canary_shows_which_queues_are_consumed(canary_stack: Stack, datab
         async def analytics_stopped() -> bool:
             return not (await refresh())["analytics"]["consuming"]
 
-        await until(analytics_stopped, STALE * 6, "the stopped queue to show as not consuming")
+        await eventually_async(
+            analytics_stopped, STALE * 6, "the stopped queue to show as not consuming", interval=0.2
+        )

@@ -23,9 +23,10 @@ import httpx
 import pytest
 
 from core.queues import TASKS
-from tests.fixtures.api import Account, signup
-from tests.fixtures.billing import entries_for, ledger_sums, make_admin, send_task, sql
-from tests.fixtures.processes import ROOT, Child, wait_for
+from tests.fixtures.api import Account, new_assistant, signup
+from tests.fixtures.billing import entries_for, ledger_sums, make_admin, send_task
+from tests.fixtures.database import sql
+from tests.fixtures.processes import ROOT, Child, eventually
 from tests.fixtures.stack import FakeLLM, Stack
 
 MICRO_PER_TOKEN = {"input_micros_per_mtok": 1_000_000, "output_micros_per_mtok": 0}
@@ -132,7 +133,7 @@ async def wait_ready(ids: list[str], model: str, timeout: float = 60) -> None:
             model,
         ) == len(ids)
 
-    await asyncio.to_thread(wait_for, ready, timeout, f"documents ready with {model}")
+    await asyncio.to_thread(eventually, ready, timeout, f"documents ready with {model}")
 
 
 def settled(database_url: str, key_prefix: str) -> bool:
@@ -155,10 +156,7 @@ async def test_upload_is_held_then_charged_once_at_the_embedding_price(
     r = await http_a.put("/api/admin/prices/fake-embed-a", json=MICRO_PER_TOKEN, headers=world.boss.headers)
     assert r.status_code == 200, r.text
     world.alice = alice = await signup(http_a, "alice")
-    r = await http_a.post(
-        "/api/assistants", json={"name": "Docs", "retrieval_min_score": 0.0}, headers=alice.headers
-    )
-    world.assistant_id = r.json()["id"]
+    world.assistant_id = await new_assistant(http_a, alice, retrieval_min_score=0.0)
 
     workers.pop("billing").stop()  # settle tasks wait in the queue, to be delivered three times
     for name, paragraph in TOPICS.items():
@@ -179,13 +177,13 @@ async def test_upload_is_held_then_charged_once_at_the_embedding_price(
     workers["billing"] = system.start_worker("billing")
     for document_id in ids:
         await asyncio.to_thread(
-            wait_for,
+            eventually,
             lambda d=document_id: settled(database_url, f"embed-release:{d}:upload"),
             30,
             "settlement",
         )
     await asyncio.to_thread(
-        wait_for, lambda: workers["billing"].log_text().count("succeeded") >= 9, 30, "three deliveries each"
+        eventually, lambda: workers["billing"].log_text().count("succeeded") >= 9, 30, "three deliveries each"
     )
     for document_id in ids:
         entries = entries_for(database_url, document_id)
@@ -210,8 +208,7 @@ async def test_an_upload_the_balance_cannot_cover_is_refused(
 ) -> None:
     assert world.boss is not None
     bob = await signup(http_a, "bob")
-    r = await http_a.post("/api/assistants", json={"name": "Bob"}, headers=bob.headers)
-    assistant_id = r.json()["id"]
+    assistant_id = await new_assistant(http_a, bob)
     pricey = {"input_micros_per_mtok": 10**12, "output_micros_per_mtok": 0}  # a unit per token
     r = await http_a.put("/api/admin/prices/fake-embed-a", json=pricey, headers=world.boss.headers)
     assert r.status_code == 200
@@ -292,7 +289,7 @@ async def test_reindex_after_a_model_change_swaps_each_document_without_downtime
     assert r.json() == {"run_id": run["run_id"], "waiting": 0, "indexing": 0, "ready": 3, "failed": 0}
     for document_id in ids:  # each document charged once for this run, at the new model's price
         key = f"embed-release:{document_id}:{run['run_id']}"
-        await asyncio.to_thread(wait_for, lambda k=key: settled(database_url, k), 30, "settlement")
+        await asyncio.to_thread(eventually, lambda k=key: settled(database_url, k), 30, "settlement")
         entries = entries_for(database_url, document_id)
         assert [kind for kind, _ in entries] == ["hold", "charge", "release"] * 2, entries
         assert entries[4][1] == -chunk_tokens(database_url, document_id)
@@ -340,7 +337,7 @@ async def test_a_run_whose_chain_was_lost_is_resumed_by_the_reaper(
             scalar("SELECT count(*) FROM documents WHERE index_run_id = %s AND status = 'ready'", run_id) == 3
         )
 
-    await asyncio.to_thread(wait_for, finished, 60, "the reaper to resume the run")
+    await asyncio.to_thread(eventually, finished, 60, "the reaper to resume the run")
     assert sql(database_url, "SELECT DISTINCT attempt FROM documents WHERE id = ANY(%s::uuid[])", ids) == [
         (4,)
     ]

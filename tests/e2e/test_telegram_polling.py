@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ import redis
 
 from services.telegram.polling import lease_key
 from tests.fixtures.fake_telegram import FakeTelegram
-from tests.fixtures.processes import Child, python_argv, wait_for
+from tests.fixtures.processes import Child, eventually, python_argv
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 from tests.fixtures.telegram import ConnectedBot, connect_bot, text_update, wait_sent
 
@@ -36,15 +36,9 @@ def poll_env(stack_env: dict[str, str], fake_llm: FakeLLM, fake_telegram: FakeTe
 
 
 @pytest.fixture(scope="module")
-def poll_stack(poll_env: dict[str, str], log_dir: Any) -> Iterator[Stack]:
+def stack(poll_env: dict[str, str], log_dir: Any) -> Iterator[Stack]:
     with running_stack(poll_env, log_dir, workers=("llm", "telegram")) as system:
         yield system
-
-
-@pytest.fixture
-async def http(poll_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=poll_stack.base_url, timeout=30) as client:
-        yield client
 
 
 def start_poller(stack: Stack, name: str) -> Child:
@@ -59,14 +53,14 @@ def owners(client: redis.Redis, bots: list[ConnectedBot]) -> dict[str, str | Non
 
 
 async def test_each_bot_is_polled_by_exactly_one_pool_process_and_taken_over(
-    http: httpx.AsyncClient, poll_stack: Stack, fake_telegram: FakeTelegram, stack_redis_url: str
+    http: httpx.AsyncClient, stack: Stack, fake_telegram: FakeTelegram, stack_redis_url: str
 ) -> None:
     bots = [await connect_bot(http, fake_telegram) for _ in range(4)]
     for bot in bots:
         r = await http.get(f"/api/bots/{bot.id}", headers=bot.owner.headers)
         assert r.json()["webhook_url"] is None
         assert fake_telegram.bot(bot.token)["webhook"] == {}
-    first, second = start_poller(poll_stack, "poller-1"), start_poller(poll_stack, "poller-2")
+    first, second = start_poller(stack, "poller-1"), start_poller(stack, "poller-2")
     client = redis.Redis.from_url(stack_redis_url)
 
     def shared_out() -> dict[str, str | None] | None:
@@ -74,7 +68,7 @@ async def test_each_bot_is_polled_by_exactly_one_pool_process_and_taken_over(
         counts = collections.Counter(held.values())
         return held if None not in counts and sorted(counts.values()) == [2, 2] else None
 
-    await asyncio.to_thread(wait_for, shared_out, 30, "the four bots to be shared out two and two")
+    await asyncio.to_thread(eventually, shared_out, 30, "the four bots to be shared out two and two")
     for i, bot in enumerate(bots):
         fake_telegram.push_updates(bot.token, [text_update(600 + i, f"polled{i}")])
     for i, bot in enumerate(bots):

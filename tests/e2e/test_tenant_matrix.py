@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 from tests.fixtures.api import Account, WsClient, assign_operator, poll_reply, post_message, signup
-from tests.fixtures.billing import make_admin, sql
+from tests.fixtures.billing import make_admin
+from tests.fixtures.database import sql
 from tests.fixtures.openapi_calls import ADMIN_PREFIX, Call, calls, owned_rows
 from tests.fixtures.routes import built_app, hidden_routes
 from tests.fixtures.stack import Stack, running_stack
@@ -87,7 +88,7 @@ class TenantA:
 
 
 @pytest.fixture(scope="module")
-def matrix_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
     env = {**stack_env, "CHATAI_LLM_PROVIDER": "offline", "CHATAI_OFFLINE_TOKEN_DELAY_MS": "0"}
     with running_stack(env, log_dir) as system:  # type: ignore[arg-type]
         yield system

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,14 +15,15 @@ import pytest
 import websockets
 
 from tests.fixtures.api import Account, signup
-from tests.fixtures.billing import make_admin, sql
+from tests.fixtures.billing import make_admin
+from tests.fixtures.database import sql
 from tests.fixtures.stack import TEST_JWT_SECRET, Stack, running_stack
 
 NEW_SECRET = "the-rotated-signing-key-which-is-long-enough-too"
 
 
 @pytest.fixture(scope="module")
-def token_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
     # The key was rotated: "k2" signs, the earlier "k1" (the usual test key) still verifies.
     env = {
         **stack_env,
@@ -32,12 +33,6 @@ def token_stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
     }
     with running_stack(env, log_dir, workers=()) as system:  # type: ignore[arg-type]
         yield system
-
-
-@pytest.fixture
-async def http(token_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=token_stack.base_url, timeout=10) as client:
-        yield client
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -99,7 +94,7 @@ async def _ws_refused(stack: Stack, token: str) -> dict[str, Any]:
         return frame
 
 
-async def test_logout_revokes_that_access_token_at_once(http: httpx.AsyncClient, token_stack: Stack) -> None:
+async def test_logout_revokes_that_access_token_at_once(http: httpx.AsyncClient, stack: Stack) -> None:
     account = await signup(http, "leaver")
     r = await http.post("/api/auth/login", json={"email": account.email, "password": account.password})
     second_token = r.json()["access_token"]
@@ -109,13 +104,13 @@ async def test_logout_revokes_that_access_token_at_once(http: httpx.AsyncClient,
     assert r.status_code == 204
     r = await _me(http, account.access_token)
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
-    assert (await _ws_refused(token_stack, account.access_token))["code"] == "unauthorized"
+    assert (await _ws_refused(stack, account.access_token))["code"] == "unauthorized"
     # Another login of the same user is not affected.
     assert (await _me(http, second_token)).status_code == 200
 
 
 async def test_deactivation_takes_effect_at_once(
-    http: httpx.AsyncClient, token_stack: Stack, database_url: str
+    http: httpx.AsyncClient, stack: Stack, database_url: str
 ) -> None:
     admin = await signup(http, "admin")
     make_admin(database_url, admin.user_id)
@@ -128,7 +123,7 @@ async def test_deactivation_takes_effect_at_once(
     assert (
         await http.post("/api/auth/refresh", json={"refresh_token": user.refresh_token})
     ).status_code == 401
-    await _ws_refused(token_stack, user.access_token)
+    await _ws_refused(stack, user.access_token)
     r = await http.post("/api/auth/login", json={"email": user.email, "password": user.password})
     assert r.status_code == 401
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests.fixtures.api import Account, signup
 from tests.fixtures.billing import sql
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import eventually
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 KEY_RATE_LIMIT = 20  # per minute, this module's stack
@@ -85,7 +85,7 @@ async def wait_cancelled(database_url: str, reply_id: str) -> None:
         (status,), *_ = sql(database_url, "SELECT status::text FROM messages WHERE id = %s", reply_id)
         return bool(status == "cancelled")
 
-    await asyncio.to_thread(wait_for, cancelled, 15, "the reply to be cancelled")
+    await asyncio.to_thread(eventually, cancelled, 15, "the reply to be cancelled")
 
 
 def fake_llm_requests(fake_llm: FakeLLM) -> list[dict[str, Any]]:

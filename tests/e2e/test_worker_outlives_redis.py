@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.fixtures.api import new_dialog, poll_reply, signup
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import eventually
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
 
@@ -62,9 +62,9 @@ async def test_the_llm_worker_consumes_again_after_redis_restarts(
             await asyncio.sleep(0.1)
     (worker,) = [c for c in stack.children if c.name.startswith("worker-llm")]
     redis_server.stop()
-    wait_for(lambda: "Connection to broker lost" in worker.log_text(), 30, "the worker to notice")
+    eventually(lambda: "Connection to broker lost" in worker.log_text(), 30, "the worker to notice")
     redis_server.start()
-    wait_for(lambda: worker.log_text().count("Connected to ") >= 2, 60, "the worker to reconnect")
+    eventually(lambda: worker.log_text().count("Connected to ") >= 2, 60, "the worker to reconnect")
     assert worker.proc.poll() is None, "the worker process itself stayed up"
 
     r = await http.post(url, json={"content": "and now?"}, headers=user.headers)

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from core.queues import TASKS
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import eventually
 from tests.fixtures.stack import Stack
 
 INTERVAL = 1.0
@@ -55,7 +55,7 @@ def test_two_beats_send_each_job_once_per_period(beat_stack: Stack, stack_redis_
     second.wait_for_log("beat: Starting", timeout=30)
     started = len(send_times(r, TASKS.reap_replies))
 
-    wait_for(lambda: len(send_times(r, TASKS.reap_replies)) >= started + 6, 30, "six more reaper runs")
+    eventually(lambda: len(send_times(r, TASKS.reap_replies)) >= started + 6, 30, "six more reaper runs")
     assert "beat lock acquired" not in second.log_text()
     times = send_times(r, TASKS.reap_replies)
     gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -66,7 +66,7 @@ def test_two_beats_send_each_job_once_per_period(beat_stack: Stack, stack_redis_
     first.kill()
     second.wait_for_log("beat lock acquired", timeout=LOCK_TTL * 5)
     before = len(send_times(r, TASKS.reap_replies))
-    wait_for(lambda: len(send_times(r, TASKS.reap_replies)) >= before + 4, 30, "runs after the takeover")
+    eventually(lambda: len(send_times(r, TASKS.reap_replies)) >= before + 4, 30, "runs after the takeover")
     times = send_times(r, TASKS.reap_replies)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) > 0.75 * INTERVAL, gaps

@@ -4,7 +4,7 @@ hold is released by the billing worker: nothing charged, nothing left held."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,12 +12,12 @@ import pytest
 
 from tests.fixtures.api import new_dialog, poll_reply, post_message, signup
 from tests.fixtures.billing import balance_row, entries_for, ledger_sums
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import eventually, eventually_async
 from tests.fixtures.stack import FakeLLM, Stack, running_stack
 
 
 @pytest.fixture(scope="module")
-def reaper_stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) -> Iterator[Stack]:
+def stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) -> Iterator[Stack]:
     env = {
         **stack_env,
         **fake_llm.env,
@@ -28,39 +28,30 @@ def reaper_stack(stack_env: dict[str, str], fake_llm: FakeLLM, log_dir: Any) -> 
         yield system
 
 
-@pytest.fixture
-async def http(reaper_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=reaper_stack.base_url, timeout=10) as client:
-        yield client
-
-
 async def test_reaped_reply_releases_its_hold(
-    http: httpx.AsyncClient, reaper_stack: Stack, database_url: str
+    http: httpx.AsyncClient, stack: Stack, database_url: str
 ) -> None:
     user = await signup(http, "reaped")
     _, dialog_id = await new_dialog(http, user)
     before = balance_row(database_url, user.user_id)
-    worker = reaper_stack.start_worker("llm")
+    worker = stack.start_worker("llm")
     reply_id = (await post_message(http, user, dialog_id, "slow [[tokens:200]] [[delay_ms:50]]"))["reply"][
         "id"
     ]
 
-    async def generating() -> None:
-        while True:
-            reply = (await http.get(f"/api/messages/{reply_id}", headers=user.headers)).json()
-            if reply["status"] == "generating":
-                return
-            await asyncio.sleep(0.05)
+    async def generating() -> bool:
+        reply = (await http.get(f"/api/messages/{reply_id}", headers=user.headers)).json()
+        return bool(reply["status"] == "generating")
 
-    await asyncio.wait_for(generating(), 20)
+    await eventually_async(generating, 20, "the reply to be generating")
     assert balance_row(database_url, user.user_id)[1] > 0  # held while it generates
     worker.kill()
-    reaper_stack.start_worker("llm")  # the reaper runs on the llm queue
+    stack.start_worker("llm")  # the reaper runs on the llm queue
     done = await poll_reply(http, user, reply_id, timeout=60)
     assert done["status"] == "failed" and done["error"]["code"] == "worker_lost"
 
     def released() -> bool:
         return [k for k, _ in entries_for(database_url, reply_id)] == ["hold", "release"]
 
-    await asyncio.to_thread(wait_for, released, 30, "the hold to be released")
+    await asyncio.to_thread(eventually, released, 30, "the hold to be released")
     assert balance_row(database_url, user.user_id) == before == ledger_sums(database_url, user.user_id)

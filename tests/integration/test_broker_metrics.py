@@ -1,17 +1,16 @@
 """The broker collector against real Redis: a task sent by Celery and left waiting shows in its queue's
-depth and age; delivered-but-unacked messages are counted per queue from kombu's unacked hash."""
+depth and age; a message kombu delivered and that is not yet acknowledged is counted in its queue's unacked
+gauges, from the state kombu itself writes."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
 
-import orjson
-import redis
+from kombu.connection import Connection
 
 from core.metrics import BrokerQueueCollector
-from core.queues import QUEUES
+from core.queues import QUEUES, TASKS
 from tests.fixtures.processes import ROOT, python_argv
 
 
@@ -25,22 +24,27 @@ def test_waiting_and_unacked_messages_are_measured(stack_redis_url: str) -> None
     assert empty[("chatai_broker_up", "")] == 1
     assert all(empty[("chatai_queue_depth", q)] == 0 for q in QUEUES)
 
-    # A real publish (no worker consumes billing here), stamped with sent_at by the publish signal.
+    # Real publishes (no worker runs here), stamped with sent_at by the publish signal: one task waits on
+    # the billing queue, one on the llm queue.
     env = {**os.environ, "REDIS_URL": stack_redis_url, "CELERY_BROKER_URL": stack_redis_url}
-    code = "from workers.app import celery_app; celery_app.send_task('chatai.billing.sweep_holds')"
+    code = (
+        "from workers.app import celery_app; "
+        f"celery_app.send_task({TASKS.sweep_holds!r}); celery_app.send_task({TASKS.reap_replies!r})"
+    )
     subprocess.run(python_argv("-c", code), env=env, cwd=ROOT, check=True, timeout=60)
-    # Delivered and not acknowledged: kombu keeps [message, exchange, routing_key] by delivery tag.
-    client = redis.Redis.from_url(stack_redis_url)
-    client.hset("unacked", "tag-1", orjson.dumps([{"headers": {}}, "", "llm"]))
-    client.zadd("unacked_index", {"tag-1": time.time() - 300})
+    assert gauges(collector)[("chatai_queue_depth", "llm")] == 1
 
-    seen = gauges(collector)
+    # A consumer takes the llm message and does not acknowledge it: kombu moves it to its unacked state.
+    with Connection(stack_redis_url) as broker:
+        delivered = broker.default_channel.basic_get("llm", no_ack=False)
+        assert delivered is not None
+        seen = gauges(collector)
     assert seen[("chatai_queue_depth", "billing")] == 1
     assert seen[("chatai_queue_depth", "llm")] == 0
     assert 0 < seen[("chatai_queue_oldest_message_age_seconds", "billing")] < 30
     assert seen[("chatai_queue_oldest_message_age_seconds", "llm")] == 0
     assert seen[("chatai_queue_unacked", "llm")] == 1 and seen[("chatai_queue_unacked", "billing")] == 0
-    assert 299 < seen[("chatai_queue_oldest_unacked_age_seconds", "llm")] < 330
+    assert 0 < seen[("chatai_queue_oldest_unacked_age_seconds", "llm")] < 30
 
 
 def test_an_unreachable_broker_reports_down_instead_of_failing_the_scrape() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import psycopg
 from alembic import command
+from packaging.version import Version
 
+from core.db import to_libpq
 from tests.fixtures.database import DatabaseFactory, alembic_config
 
 
@@ -15,10 +17,10 @@ def test_upgrade_from_empty_then_check_and_downgrade(databases: DatabaseFactory)
         config = alembic_config(url)
         command.upgrade(config, "head")
         command.check(config)  # raises if the models differ from the migrated schema
-        libpq = url.replace("postgresql+psycopg", "postgresql")
-        with psycopg.connect(libpq) as conn:
+        with psycopg.connect(to_libpq(url)) as conn:
             version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-            assert version is not None and version[0] >= "0.8"
+            # Compared as versions: as strings "0.10" would sort before "0.8".
+            assert version is not None and Version(version[0]) >= Version("0.8")
         command.downgrade(config, "base")
         command.upgrade(config, "head")
     finally:

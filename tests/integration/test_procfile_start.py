@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from core.queues import QUEUES
-from tests.fixtures.processes import Child, free_port, wait_for
+from tests.fixtures.processes import Child, eventually, free_port
 from tests.fixtures.stack import base_env
 
 
@@ -29,13 +29,15 @@ def test_every_procfile_process_starts_and_stops(
     )
     honcho = Child("honcho", [sys.executable, "-m", "honcho", "start", "-f", "deploy/Procfile"], env, log_dir)
     try:
-        wait_for(lambda: _get(f"http://127.0.0.1:{api_port}/health/ready") == 200, 90, "the API to be ready")
+        eventually(
+            lambda: _get(f"http://127.0.0.1:{api_port}/health/ready") == 200, 90, "the API to be ready"
+        )
         for queue in QUEUES:
             honcho.wait_for_log(f"{queue}-", timeout=90)
-        wait_for(lambda: honcho.log_text().count(" ready.") >= len(QUEUES), 90, "every worker to be ready")
+        eventually(lambda: honcho.log_text().count(" ready.") >= len(QUEUES), 90, "every worker to be ready")
         honcho.wait_for_log("beat: Starting", timeout=60)
         flower = f"http://127.0.0.1:{flower_port}/"
-        wait_for(lambda: _get(flower, auth=("ops", "secret")) == 200, 60, "Flower to answer")
+        eventually(lambda: _get(flower, auth=("ops", "secret")) == 200, 60, "Flower to answer")
         assert _get(flower) == 401, "Flower requires its credentials"
     finally:
         honcho.stop(timeout=30)

@@ -13,8 +13,8 @@ import pytest
 from core.queues import TASKS
 from core.settings import Settings
 from scheduler.jobs import maintenance_schedule
-from tests.fixtures.billing import sql
-from tests.fixtures.processes import wait_for
+from tests.fixtures.database import sql
+from tests.fixtures.processes import eventually
 from tests.fixtures.rows import insert_assistant
 from tests.fixtures.stack import TEST_JWT_SECRET, Stack
 
@@ -97,7 +97,7 @@ def test_idle_dialogs_older_than_the_setting_are_deleted(retention_stack: Stack,
     def remaining() -> set[str]:
         return {str(r[0]) for r in sql(database_url, "SELECT id FROM dialogs WHERE owner_id = %s", owner)}
 
-    wait_for(lambda: not (remaining() & {*idle, empty}), 60, "the idle dialogs to be deleted")
+    eventually(lambda: not (remaining() & {*idle, empty}), 60, "the idle dialogs to be deleted")
     assert remaining() == {revived, recent, telegram_current}
     (left,), *_ = sql(
         database_url, "SELECT count(*) FROM messages WHERE dialog_id = ANY(%s::uuid[])", [*idle, empty]
