@@ -363,7 +363,7 @@ async def wait_document(http: httpx.AsyncClient, owner: Account, document_id: st
                 return body
             await asyncio.sleep(0.1)
 
-    return await asyncio.eventually(ended(), 90)
+    return await asyncio.wait_for(ended(), 90)
 
 
 async def test_a_compressed_document_is_charged_for_all_the_text_it_embeds(

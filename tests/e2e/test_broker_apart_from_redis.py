@@ -1,6 +1,7 @@
 """RabbitMQ as the broker and Redis gone: once the message is committed and its task is with the broker,
 the request has been accepted (202), even though its events cannot be published; the reply is then
-generated, and replay and polling catch the client up."""
+generated (by the reaper's retry if Redis's absence broke the first attempt), and replay and polling
+catch the client up."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def amqp_stack(vhost: str, redis_server: RedisServer, database_url: str, log_dir
     }
     llm = FakeLLM(log_dir, env)
     try:
-        with running_stack({**env, **llm.env}, log_dir) as system:
+        # Beat's reaper takes back a reply whose generation Redis's absence broke after it was claimed.
+        with running_stack({**env, **llm.env}, log_dir, beat=True) as system:
             yield system
     finally:
         llm.stop()
