@@ -95,8 +95,8 @@ def stack(stack_env: dict[str, str], log_dir: object) -> Iterator[Stack]:
 
 
 @pytest.fixture
-async def http(matrix_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=matrix_stack.base_url, timeout=15) as client:
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=15) as client:
         yield client
 
 
@@ -335,13 +335,11 @@ DIALOG_ROUTES = {
 
 
 async def test_user_b_gets_404_for_every_route_with_a_users_ids(
-    http: httpx.AsyncClient, spec: dict[str, Any], matrix_stack: Stack, database_url: str
+    http: httpx.AsyncClient, spec: dict[str, Any], stack: Stack, database_url: str
 ) -> None:
     a = await tenant_a(http, database_url)
     b = await signup(http, "tenant-b")
-    checked = await refused_everywhere(
-        http, spec, matrix_stack, database_url, a, b.access_token, role_refusal
-    )
+    checked = await refused_everywhere(http, spec, stack, database_url, a, b.access_token, role_refusal)
     # The matrix really ran over the resource routes, including the destructive ones and the filters.
     assert len(checked) >= 15, checked
     assert {
@@ -366,7 +364,7 @@ async def test_user_b_gets_404_for_every_route_with_a_users_ids(
 
 
 async def test_an_operator_reaches_only_the_dialogs_of_assistants_they_are_assigned_to(
-    http: httpx.AsyncClient, spec: dict[str, Any], matrix_stack: Stack, database_url: str
+    http: httpx.AsyncClient, spec: dict[str, Any], stack: Stack, database_url: str
 ) -> None:
     a = await tenant_a(http, database_url)
     admin = await an_admin(http, database_url)
@@ -384,14 +382,14 @@ async def test_an_operator_reaches_only_the_dialogs_of_assistants_they_are_assig
     assert [d["id"] for d in r.json()["items"]] == [assigned_dialog], "only the assigned assistant's dialogs"
 
     checked = await refused_everywhere(
-        http, spec, matrix_stack, database_url, a, operator.access_token, role_refusal
+        http, spec, stack, database_url, a, operator.access_token, role_refusal
     )
     assert routes_of(checked) >= DIALOG_ROUTES
     assert ("GET", "/api/dialogs", "assistant_id") in checked
 
 
 async def test_a_widget_token_reaches_its_own_dialog_and_nothing_else(
-    http: httpx.AsyncClient, spec: dict[str, Any], matrix_stack: Stack, database_url: str
+    http: httpx.AsyncClient, spec: dict[str, Any], stack: Stack, database_url: str
 ) -> None:
     a = await tenant_a(http, database_url)
     # A session of A's own other assistant: the same owner, so only the token's dialog scope stands
@@ -403,13 +401,13 @@ async def test_a_widget_token_reaches_its_own_dialog_and_nothing_else(
         assert (await http.get(path, headers=bearer(token))).status_code == 200, path
 
     checked = await refused_everywhere(
-        http, spec, matrix_stack, database_url, a, token, widget_refusal, every_route=True, topics=("user",)
+        http, spec, stack, database_url, a, token, widget_refusal, every_route=True, topics=("user",)
     )
     assert routes_of(checked) > WIDGET_ROUTES
     assert {("GET", "/api/assistants/{assistant_id}"), ("GET", "/api/balance"), ("GET", "/api/users/me")} < (
         routes_of(checked)
     ), "owner routes answer the widget token 401"
-    async with WsClient(matrix_stack.ws_url, token) as ws:
+    async with WsClient(stack.ws_url, token) as ws:
         await ws.subscribe(f"dialog:{own_dialog}")
 
 
@@ -438,7 +436,7 @@ async def test_a_demoted_admin_loses_the_admin_routes_at_once(
 
 
 async def test_a_demoted_operator_loses_dialog_access(
-    http: httpx.AsyncClient, spec: dict[str, Any], matrix_stack: Stack, database_url: str
+    http: httpx.AsyncClient, spec: dict[str, Any], stack: Stack, database_url: str
 ) -> None:
     a = await tenant_a(http, database_url)
     admin = await an_admin(http, database_url)
@@ -448,15 +446,13 @@ async def test_a_demoted_operator_loses_dialog_access(
     for path in (f"/api/dialogs/{dialog_id}", f"/api/dialogs/{dialog_id}/messages"):
         r = await http.get(path, headers=operator.headers)
         assert r.status_code == 200 and SECRET in r.text, (path, r.text)
-    async with WsClient(matrix_stack.ws_url, operator.access_token) as ws:
+    async with WsClient(stack.ws_url, operator.access_token) as ws:
         await ws.subscribe(f"dialog:{dialog_id}")
 
     demoted = await set_role(http, admin, operator, "user")
     r = await http.get(f"/api/dialogs/{dialog_id}", headers=operator.headers)
     assert _answer(r) == (401, "unauthorized"), "the operator's earlier token"
-    checked = await refused_everywhere(
-        http, spec, matrix_stack, database_url, a, demoted.access_token, role_refusal
-    )
+    checked = await refused_everywhere(http, spec, stack, database_url, a, demoted.access_token, role_refusal)
     assert routes_of(checked) >= DIALOG_ROUTES
 
 
@@ -526,7 +522,7 @@ HIDDEN_ROUTES: dict[tuple[str, str], HiddenCheck] = {
 
 
 async def test_routes_hidden_from_openapi_are_covered(
-    http: httpx.AsyncClient, matrix_stack: Stack, database_url: str
+    http: httpx.AsyncClient, stack: Stack, database_url: str
 ) -> None:
     with built_app() as app:
         hidden = hidden_routes(app)
@@ -538,7 +534,7 @@ async def test_routes_hidden_from_openapi_are_covered(
     a = await tenant_a(http, database_url)
     admin = await an_admin(http, database_url)
     for check in HIDDEN_ROUTES.values():
-        await check(http, matrix_stack, a, admin)
+        await check(http, stack, a, admin)
 
 
 async def test_every_protected_route_is_401_without_credentials(

@@ -9,8 +9,6 @@ from models import ReplyStatus
 from services.chat import queries
 from tests.fixtures.queries import Connection, Rows
 
-NOW = datetime.now(UTC)
-
 
 class Turn:
     """A dialog with some history, then a question and its queued reply."""
@@ -47,8 +45,9 @@ class Turn:
 
 
 async def claim(conn: Connection, turn: Turn, attempt: int = 1, silent_for: float = 30, history: int = 10):  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
     return await queries.claim_reply(
-        conn, turn.reply, attempt, NOW, NOW - timedelta(seconds=silent_for), history
+        conn, turn.reply, attempt, now, now - timedelta(seconds=silent_for), history
     )
 
 
