@@ -8,15 +8,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fixtures.api import new_dialog, poll_reply, signup
-from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
+from tests.fixtures.redis_server import RedisServer, stack_on_own_redis
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="RabbitMQ is not installed")
 
@@ -36,35 +36,15 @@ def vhost() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def amqp_stack(vhost: str, redis_server: RedisServer, database_url: str, log_dir: Path) -> Iterator[Stack]:
-    env = base_env(database_url, redis_server.url, log_dir)
-    env |= {
-        "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+def stack(vhost: str, redis_server: RedisServer, database_url: str, log_dir: Path) -> Iterator[Stack]:
+    # Beat's reaper takes back a reply whose generation Redis's absence broke after it was claimed.
+    with stack_on_own_redis(
+        redis_server, database_url, log_dir, beat=True,
+        CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
         # Generation slots live in Redis: with them, nothing could be accepted while Redis is away.
-        "CHATAI_RATE_LIMITS_ENABLED": "false",
-        "CHATAI_BILLING_ENABLED": "true",
-    }
-    llm = FakeLLM(log_dir, env)
-    try:
-        # Beat's reaper takes back a reply whose generation Redis's absence broke after it was claimed.
-        with running_stack({**env, **llm.env}, log_dir, beat=True) as system:
-            yield system
-    finally:
-        llm.stop()
-
-
-@pytest.fixture
-async def http(amqp_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=amqp_stack.base_url, timeout=30) as client:
-        yield client
+        CHATAI_RATE_LIMITS_ENABLED="false", CHATAI_BILLING_ENABLED="true",
+    ) as system:  # fmt: skip
+        yield system
 
 
 async def test_a_message_the_broker_took_is_accepted_while_redis_is_down(

@@ -34,14 +34,6 @@ class PostgresServer:
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def postgres_server() -> Iterator[tuple[PostgresServer, str]]:
     server = PostgresServer()
     url = server.start()

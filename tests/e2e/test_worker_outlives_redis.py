@@ -4,7 +4,7 @@ are being generated, the same worker process reconnects and goes on consuming.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,35 +12,16 @@ import pytest
 
 from tests.fixtures.api import new_dialog, poll_reply, signup
 from tests.fixtures.processes import eventually
-from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.stack import FakeLLM, Stack, base_env, running_stack
+from tests.fixtures.redis_server import RedisServer, stack_on_own_redis
+from tests.fixtures.stack import Stack
 
 SLOW = "[[tokens:40]] [[delay_ms:100]] tell me a long story"
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, database_url: str, log_dir: Path) -> Iterator[Stack]:
-    env = base_env(database_url, redis_server.url, log_dir)
-    llm = FakeLLM(log_dir, env)
-    try:
-        with running_stack({**env, **llm.env}, log_dir) as system:
-            yield system
-    finally:
-        llm.stop()
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
-        yield client
+    with stack_on_own_redis(redis_server, database_url, log_dir) as system:
+        yield system
 
 
 async def test_the_llm_worker_consumes_again_after_redis_restarts(
