@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import typer
 
+from cli import console_build
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = Path("deploy") / "Procfile"
 DEFAULT_REDIS_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -105,6 +107,7 @@ def banner(host: str, port: int, flower_port: int, flower_auth: str, database: s
     rows = [
         ("API", api),
         ("API docs", f"{api}/api/docs"),
+        ("Console", console_build.console_url(api, PROJECT_ROOT / "web")),
         ("Flower", f"http://127.0.0.1:{flower_port}  (user {user!r}, password {password!r})"),
         ("Database", database),
         ("Redis", redis),
@@ -154,6 +157,7 @@ def up() -> None:
     typer.echo(f"redis: {redis_state} at {_redacted(settings.redis_url)}")
     typer.echo("migrations: alembic upgrade head…")
     migrate(database)
+    console_build.prepare(PROJECT_ROOT / "web", typer.echo)
 
     typer.echo(
         banner(
