@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test test-fast lint bench bench-knowledge clean redis chromium
+.PHONY: venv run test test-fast lint bench bench-knowledge clean redis chromium console console-lint console-test
 
 venv: $(STAMP)
 
@@ -60,7 +60,29 @@ chromium:
 	  exit 1; \
 	fi
 
-test: venv redis chromium
+# The console (web/, a Next.js static export): installed when its lock changed, built when its sources
+# changed (cli/console_build.py keeps the stamp); a missing Node.js >= 18 is an error here, with the fix.
+CONSOLE := $(BIN)/python -m cli.console_build
+# Runs an npm script of the console's, after `npm ci` when node_modules is missing or stale; skips with a
+# note while web/package.json does not exist.
+define console_npm
+@if [ ! -f web/package.json ]; then echo "console: no web/package.json yet; skipping npm $(1)"; \
+else $(CONSOLE) install && cd web && npm $(1); fi
+endef
+
+console: venv
+	$(CONSOLE) build
+
+console-lint: venv
+	$(call console_npm,run typecheck)
+	$(call console_npm,run lint)
+
+# The console's Vitest suite.
+console-test: venv
+	$(call console_npm,test)
+
+# The browser journey of tests/e2e serves web/out, so the console is built before pytest starts.
+test: venv redis chromium console console-test
 	$(BIN)/pytest -q
 
 # The unit layer alone: no services, no processes.
@@ -72,6 +94,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	@$(MAKE) --no-print-directory console-lint
 
 bench: venv redis
 	$(BIN)/python bench/chat_pipeline.py

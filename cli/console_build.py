@@ -19,6 +19,7 @@ from pathlib import Path
 
 MIN_NODE_MAJOR = 18
 NODE_INSTALL_HINT = "apt-get install -y nodejs npm"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STAMP_NAME = ".console-build.json"
 EXPORT_DIR = "out"
 CONSOLE_PATH = "/app/"
@@ -100,9 +101,12 @@ def _tail(output: str) -> str:
     return "\n".join(output.rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
 
 
-def ensure_console(web: Path, echo: Echo = print, env: dict[str, str] | None = None) -> ConsoleBuild:
-    """Build the console if its sources or lock changed since the last good build; never raises for a
-    missing Node or a failed build (the API runs without the console, or with the previous export)."""
+def ensure_console(
+    web: Path, echo: Echo = print, env: dict[str, str] | None = None, build: bool = True
+) -> ConsoleBuild:
+    """Install (``npm ci``) when the lock changed and build when the sources changed since the last good
+    build; ``build=False`` only installs. Never raises for a missing Node or a failed step: the API runs
+    without the console, or with the previous export."""
     export = web / EXPORT_DIR
     if not (web / "package.json").exists():
         return ConsoleBuild("absent", None, f"no console sources in {web}")
@@ -110,21 +114,15 @@ def ensure_console(web: Path, echo: Echo = print, env: dict[str, str] | None = N
     stamp = read_stamp(web)
     sources, lock = sources_hash(web), lock_hash(web)
     needs_install = lock != stamp.get("lock") or not (web / "node_modules").is_dir()
-    if previous is not None and not needs_install and sources == stamp.get("sources"):
+    needs_build = build and (previous is None or sources != stamp.get("sources"))
+    # The lock is one of the sources: a build that is current needs no install either.
+    needs_install = needs_install and (needs_build or not build)
+    if not needs_install and not needs_build:
         return ConsoleBuild("current", previous, "up to date")
 
-    major = node_major(env)
-    if (
-        major is None
-        or major < MIN_NODE_MAJOR
-        or shutil.which("npm", path=(env or os.environ).get("PATH")) is None
-    ):
-        found = "no Node.js" if major is None else f"Node.js {major}"
-        message = (
-            f"the console needs Node.js >= {MIN_NODE_MAJOR} with npm, and {found} (or no npm) is on PATH; "
-            f"install it with:  {NODE_INSTALL_HINT}   (the API starts without the console)"
-        )
-        return ConsoleBuild("no_node", previous, message)
+    problem = node_problem(env)
+    if problem:
+        return ConsoleBuild("no_node", previous, problem)
 
     if needs_install:
         echo("console: npm ci…")
@@ -134,6 +132,8 @@ def ensure_console(web: Path, echo: Echo = print, env: dict[str, str] | None = N
         # A project without dependencies gets no node_modules from npm; its absence means "install".
         (web / "node_modules").mkdir(exist_ok=True)
         _write_stamp(web, sources=stamp.get("sources"), lock=lock)
+    if not needs_build:
+        return ConsoleBuild("installed", previous, "dependencies installed")
     echo("console: npm run build…")
     result = _npm(web, ["run", "build"], env)
     if result.returncode != 0:
@@ -144,19 +144,35 @@ def ensure_console(web: Path, echo: Echo = print, env: dict[str, str] | None = N
     return ConsoleBuild("built", export, "built")
 
 
-def _write_stamp(web: Path, sources: str | None, lock: str | None) -> None:
-    (web / STAMP_NAME).write_text(json.dumps({"sources": sources, "lock": lock}) + "\n")
+def node_problem(env: dict[str, str] | None = None) -> str | None:
+    """Why the console cannot be built with the Node.js and npm on PATH, with how to fix it; ``None`` if
+    it can."""
+    major = node_major(env)
+    has_npm = shutil.which("npm", path=(env or os.environ).get("PATH")) is not None
+    if major is not None and major >= MIN_NODE_MAJOR and has_npm:
+        return None
+    found = "no Node.js" if major is None else f"Node.js {major}"
+    return (
+        f"the console needs Node.js >= {MIN_NODE_MAJOR} with npm, and {found}"
+        f"{'' if has_npm else ' and no npm'} is on PATH; install them with:  {NODE_INSTALL_HINT}"
+    )
 
 
 def _failed(step: str, result: subprocess.CompletedProcess[str], previous: Path | None) -> ConsoleBuild:
-    serving = "serving the previous build" if previous else "the API starts without the console"
-    return ConsoleBuild("failed", previous, f"{step} failed ({serving}):\n{_tail(result.stdout or '')}")
+    return ConsoleBuild("failed", previous, f"{step} failed:\n{_tail(result.stdout or '')}")
+
+
+def _write_stamp(web: Path, sources: str | None, lock: str | None) -> None:
+    (web / STAMP_NAME).write_text(json.dumps({"sources": sources, "lock": lock}) + "\n")
 
 
 def prepare(web: Path, echo: Echo = print) -> ConsoleBuild:
     """``chatai up``'s step: build when needed, say what happened, and point the API at the export."""
     build = ensure_console(web, echo)
-    if build.state != "absent":
+    if build.state in ("no_node", "failed"):
+        consequence = "serving the previous build" if build.export else "the API starts without the console"
+        echo(f"console: {build.message}\nconsole: {consequence}")
+    elif build.state != "absent":
         echo(f"console: {build.message}")
     if build.export is not None:
         os.environ.setdefault("CHATAI_CONSOLE_DIR", str(build.export.absolute()))
@@ -170,3 +186,30 @@ def console_url(api_url: str, web: Path) -> str:
     if not (web / "package.json").exists():
         return f"not built (no sources in {web})"
     return f"not built (Node.js >= {MIN_NODE_MAJOR}: {NODE_INSTALL_HINT})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cli.console_build build|install``, for make: the same steps, but a missing Node or a
+    failed step is an error (exit 1); no ``web/package.json`` yet is a skip."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args not in (["build"], ["install"]):
+        print("usage: python -m cli.console_build build|install", file=sys.stderr)
+        return 2
+    result = ensure_console(WEB_DIR, echo=print, build=args == ["build"])
+    if result.state == "absent":
+        print(f"console: {result.message}; skipping")
+        return 0
+    if result.state in ("no_node", "failed"):
+        print(
+            f"console: {result.message.replace('   (the API starts without the console)', '')}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"console: {result.message}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -85,8 +85,12 @@ def test_builds_once_then_only_when_sources_or_lock_change(tmp_path: Path) -> No
     assert _calls(web) == ["run build"], "a deleted export is rebuilt"
 
     shutil.rmtree(web / "node_modules")
-    assert ensure_console(web, echo=lambda _: None, env=env).state == "built"
-    assert _calls(web) == ["ci --no-audit --no-fund", "run build"]
+    assert ensure_console(web, echo=lambda _: None, env=env).state == "current"
+    assert _calls(web) == [], "a current export needs no packages"
+    assert ensure_console(web, echo=lambda _: None, env=env, build=False).state == "installed"
+    assert _calls(web) == ["ci --no-audit --no-fund"], "make lint installs what typecheck and lint need"
+    assert ensure_console(web, echo=lambda _: None, env=env, build=False).state == "current"
+    assert _calls(web) == []
 
 
 @pytest.mark.parametrize(
@@ -111,7 +115,7 @@ def test_a_failed_build_keeps_the_previous_export_and_shows_the_error(tmp_path: 
     _calls(web)
     failed = ensure_console(web, echo=lambda _: None, env=env)
     assert (failed.state, failed.export) == ("failed", web / "out")
-    assert "Type error: x is not a string" in failed.message and "previous build" in failed.message
+    assert "Type error: x is not a string" in failed.message
     # Still stale: the next start tries again rather than trusting the failed sources.
     assert _calls(web) == ["ci --no-audit --no-fund", "run build"]
     (web / "fail-build").unlink()
@@ -135,6 +139,11 @@ def test_prepare_points_the_api_at_the_export_and_the_banner_at_its_url(
     assert console_build.prepare(web, said.append).state == "built"
     assert os.environ["CHATAI_CONSOLE_DIR"] == str(web / "out")
     assert "console: built" in said
+    (web / "fail-build").write_text("")
+    (web / "src" / "app" / "page.tsx").write_text("broken")
+    said.clear()
+    assert console_build.prepare(web, said.append).state == "failed"
+    assert "console: serving the previous build" in said[-1]
     assert console_build.console_url("http://127.0.0.1:8000", web) == "http://127.0.0.1:8000/app/"
 
 
@@ -156,3 +165,15 @@ def test_real_npm_installs_and_builds_a_dependency_free_project(tmp_path: Path) 
     assert result.state == "built", result.message
     assert (web / "out" / "index.html").read_text() == "ok"
     assert ensure_console(web, echo=lambda _: None, env=env).state == "current"
+
+
+def test_make_entry_point_skips_without_sources_and_fails_without_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(console_build, "WEB_DIR", tmp_path / "web")
+    monkeypatch.setenv("PATH", _tools(tmp_path, None, npm=False)["PATH"])
+    assert console_build.main(["install"]) == 0 and "skipping" in capsys.readouterr().out
+    _web(tmp_path)
+    assert console_build.main(["build"]) == 1
+    assert "apt-get install -y nodejs npm" in capsys.readouterr().err
+    assert console_build.main(["deploy"]) == 2
