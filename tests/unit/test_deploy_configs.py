@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 
 import api.ws_hub  # noqa: F401  (registers the WebSocket metrics)
 import services.billing.reconcile  # noqa: F401  (registers the reconciliation counter)
+from cli import console_build
 from core import metrics
 from core.queues import QUEUES
 from core.settings import Settings
@@ -138,6 +139,21 @@ def test_nginx_config_parses_and_routes_what_the_api_needs(tmp_path: Path) -> No
     assert any(d["directive"] == "client_max_body_size" for d in found)
     assert any(d["directive"] == "listen" and "ssl" in d["args"] for d in found)
 
+    # The console's static export: every route's index.html, hashed bundles cached for good, HTML never.
+    console = {d["directive"]: d["args"] for d in locations["^~ /app/"]}
+    assert console["alias"] == ["/opt/chatai/web/out/"] and "$uri/index.html" in console["try_files"]
+    assert ["Cache-Control", "no-cache", "always"] in [
+        d["args"] for d in locations["^~ /app/"] if d["directive"] == "add_header"
+    ]
+    static = [d["args"] for d in locations["^~ /app/_next/static/"] if d["directive"] == "add_header"]
+    assert any(a[0] == "Cache-Control" and "immutable" in a[1] for a in static)
+    # add_header in a location drops the server's: each location repeats HSTS.
+    for key in ("^~ /app/", "^~ /app/_next/static/"):
+        assert any(
+            d["directive"] == "add_header" and d["args"][0] == "Strict-Transport-Security"
+            for d in locations[key]
+        ), key
+
     # The gateway's access log leaves out query strings, where a "?token=" would be written down.
     formats = {d["args"][0]: "".join(d["args"][1:]) for d in found if d["directive"] == "log_format"}
     [ws_log] = [d["args"] for d in locations["= /api/ws"] if d["directive"] == "access_log"]
@@ -148,6 +164,27 @@ def test_nginx_config_parses_and_routes_what_the_api_needs(tmp_path: Path) -> No
     broken = tmp_path / "broken.conf"
     broken.write_text(site.read_text().replace("proxy_read_timeout 1h;", "proxy_read_timeout 1h", 1))
     assert _nginx(tmp_path, broken)["status"] == "failed", "the validator must catch a missing semicolon"
+
+
+# --- Dockerfile ---------------------------------------------------------------------------------------
+
+
+def test_image_builds_the_console_in_a_node_stage_and_serves_its_export() -> None:
+    lines = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    instructions = [line.split(None, 1) for line in lines if line.strip() and not line.startswith("#")]
+    stages = [args for op, args in instructions if op == "FROM"]
+    node_image, _, stage = stages[0].partition(" AS ")
+    major = re.match(r"node:(\d+)", node_image)
+    assert major and int(major.group(1)) >= console_build.MIN_NODE_MAJOR and stage == "console"
+    runs = [args for op, args in instructions[: instructions.index(["FROM", stages[1]])] if op == "RUN"]
+    assert runs == ["npm ci --no-audit --no-fund", "npm run build"]
+    final = instructions[instructions.index(["FROM", stages[1]]) :]
+    assert ["COPY", "--from=console /web/out ./web/out"] in final
+    [env] = [args for op, args in final if op == "ENV"]
+    assert "CHATAI_CONSOLE_DIR=/opt/chatai/web/out" in env.split()
+    # The build context leaves out what the stage installs and builds itself.
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"web/node_modules", "web/.next", "web/out", ".venv"} <= set(ignored)
 
 
 # --- docker compose -----------------------------------------------------------------------------------
