@@ -44,7 +44,10 @@
     "textarea{flex:1;resize:none;border:1px solid #ccc;border-radius:8px;padding:8px;height:40px;color:#111;background:#fff}" +
     "form button{background:var(--c);color:var(--t);border:0;border-radius:8px;padding:0 14px;cursor:pointer}" +
     "button:focus-visible,textarea:focus-visible{outline:2px solid #111;outline-offset:2px}" +
-    ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}</style>" +
+    ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
+    ".assistant p{margin:0 0 6px}.assistant>:last-child{margin-bottom:0}" +
+    ".assistant ul,.assistant ol{margin:0 0 6px;padding-left:20px}code{font:13px/1.4 ui-monospace,monospace;background:#f0f0f2;border-radius:4px;padding:0 3px}" +
+    "pre{margin:0 0 6px;padding:8px;background:#f0f0f2;border-radius:6px;overflow-x:auto}pre code{padding:0;white-space:pre}a{color:inherit}</style>" +
     '<button class="launcher" type="button" aria-haspopup="dialog" aria-expanded="false" aria-label="Open chat"><svg width="26" height="26" viewBox="0 0 24 24" aria-hidden="true" fill="currentColor">' +
     '<path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/></svg></button>' +
     '<section class="panel" role="dialog" aria-modal="false" hidden>' +
@@ -91,8 +94,94 @@
   }
 
   function render(r) {
-    r.el.textContent = r.text;
+    r.el.textContent = "";
+    r.el.appendChild(markdown(r.text));
     log.scrollTop = log.scrollHeight;
+  }
+
+  // ---- Markdown: paragraphs, lists, code, emphasis and links, built as DOM nodes from text (never as
+  // HTML), so markup in a reply shows as text; links only to http(s) and mailto. An unclosed code fence
+  // (a reply still streaming) renders as a code block so far. ----
+  function node(tag, parent, text) {
+    var el = document.createElement(tag);
+    if (text != null) el.textContent = text;
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+
+  function safeHref(href) {
+    try {
+      var u = new URL(href);
+      return /^(https?|mailto):$/.test(u.protocol) ? u.href : null;
+    } catch (e) { return null; }
+  }
+
+  var INLINE = /(`+)([^`][\s\S]*?)\1|\*\*(?=\S)([\s\S]*?\S)\*\*|__(?=\S)([\s\S]*?\S)__|\*(?=\S)([^*]*?\S)\*|\b_(?=\S)([^_]*?\S)_\b|\[([^\]\n]+)\]\(([^()\s]+)\)/g;
+
+  function inline(text, parent) {
+    var re = new RegExp(INLINE.source, "g"), at = 0, m;
+    while ((m = re.exec(text))) {
+      if (m.index > at) parent.appendChild(document.createTextNode(text.slice(at, m.index)));
+      at = re.lastIndex;
+      if (m[1]) node("code", parent, m[2]);
+      else if (m[3] || m[4]) inline(m[3] || m[4], node("strong", parent));
+      else if (m[5] || m[6]) inline(m[5] || m[6], node("em", parent));
+      else {
+        var href = safeHref(m[8]);
+        if (!href) { parent.appendChild(document.createTextNode(m[7])); continue; }
+        var a = node("a", parent);
+        a.href = href;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer nofollow";
+        inline(m[7], a);
+      }
+    }
+    if (at < text.length) parent.appendChild(document.createTextNode(text.slice(at)));
+  }
+
+  var ITEM = /^\s{0,3}(?:([-*+])|(\d{1,9})[.)])\s+(.*)$/;
+
+  function markdown(text) {
+    var out = document.createDocumentFragment(), lines = text.split(/\r?\n/), i = 0, para = [], list = null;
+    function flush() {
+      if (para.length) inline(para.join("\n"), node("p", out));
+      para = [];
+    }
+    while (i < lines.length) {
+      var line = lines[i], fence = /^\s{0,3}(```+|~~~+)/.exec(line), item = ITEM.exec(line);
+      if (fence) {
+        flush(); list = null;
+        var code = [];
+        for (i++; i < lines.length && lines[i].trim().indexOf(fence[1]) !== 0; i++) code.push(lines[i]);
+        i++;
+        node("code", node("pre", out), code.join("\n"));
+        continue;
+      }
+      if (item) {
+        flush();
+        var tag = item[1] ? "ul" : "ol";
+        if (!list || list.tagName.toLowerCase() !== tag) {
+          list = node(tag, out);
+          if (item[2] && item[2] !== "1") list.start = Number(item[2]);
+        }
+        inline(item[3], node("li", list));
+      } else if (!line.trim()) {
+        flush(); list = null;
+      } else if (/^\s{0,3}#{1,6}\s/.test(line)) {
+        flush(); list = null;
+        inline(line.replace(/^\s*#+\s*/, ""), node("strong", node("p", out)));
+      } else if (list && /^\s+\S/.test(line)) {
+        var last = list.lastChild;
+        last.appendChild(document.createTextNode("\n"));
+        inline(line.trim(), last);
+      } else {
+        list = null;
+        para.push(line);
+      }
+      i++;
+    }
+    flush();
+    return out;
   }
 
   function finish(id, text, failed) {

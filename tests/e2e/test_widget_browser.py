@@ -258,3 +258,49 @@ async def test_the_iframe_page_chats_inside_a_listed_host(
     assert opened, "the widget opened its socket"
     assert all(urlsplit(url).path == "/api/ws" and not urlsplit(url).query for url in opened), opened
     await page.close()
+
+
+MARKDOWN_REPLY = (
+    "Here is how:\n\n"
+    "```python\nprint('<b>hi</b>')\n```\n\n"
+    "- first *step*\n- then **`make run`**\n\n"
+    "Read [the docs](https://docs.example.com/start) or [this](javascript:window.__pwned=1).\n"
+    "<script>window.__pwned=1</script> <img src=x onerror=window.__pwned=1>"
+)
+
+
+async def test_replies_render_as_sanitized_markdown_while_streaming(
+    client: httpx.AsyncClient, stack: Stack, browser: Browser, host_site: tuple[Path, int]
+) -> None:
+    owner = await signup(client, "markdown")
+    assistant = await shop_assistant(client, owner, f"http://127.0.0.1:{host_site[1]}")
+    url = host_page(host_site, "markdown.html", stack.base_url, assistant["public_key"])
+    page = await browser.new_page()
+    await page.goto(url)
+    # The fake model answers with the message itself, one word every 150 ms.
+    await open_and_send(page, f"[[verbatim:1]][[delay_ms:150]]{MARKDOWN_REPLY}")
+    bubble = page.locator(".msg[data-reply-id]").last
+
+    # Rendered as it streams: the first paragraph is formatted while the link has not arrived yet.
+    await expect(bubble.locator("p").first).to_have_text("Here is how:", timeout=TIMEOUT_MS)
+    assert "typing" in (await bubble.get_attribute("class") or "")
+    assert await bubble.locator("a").count() == 0
+
+    await expect(bubble).not_to_have_class(re.compile(r"\btyping\b"), timeout=TIMEOUT_MS)
+    await expect(bubble.locator("pre > code")).to_have_text("print('<b>hi</b>')")
+    await expect(bubble.locator("ul > li")).to_have_text(["first step", "then make run"])
+    await expect(bubble.locator("li em")).to_have_text("step")
+    await expect(bubble.locator("li strong > code")).to_have_text("make run")
+    link = bubble.locator("a")
+    await expect(link).to_have_count(1)  # the javascript: link is left as its label, unlinked
+    await expect(link).to_have_text("the docs")
+    assert await link.get_attribute("href") == "https://docs.example.com/start"
+    assert await link.get_attribute("target") == "_blank"
+    assert "noopener" in (await link.get_attribute("rel") or "").split()
+
+    # Markup in a reply is text: no element was made from it and nothing ran.
+    assert await bubble.locator("script, img, b").count() == 0
+    await expect(bubble.locator("p").last).to_contain_text("<script>window.__pwned=1</script>")
+    await expect(bubble.locator("p").nth(1)).to_contain_text("or this.")
+    assert await page.evaluate("window.__pwned") is None
+    await page.close()

@@ -61,6 +61,15 @@ def test_reply_words_are_deterministic_and_sized() -> None:
     assert reply_words("anything", 0) == []
 
 
+async def test_verbatim_replies_with_the_message_itself_line_breaks_kept(
+    http: aiohttp.ClientSession, llm: FakeLLMServer
+) -> None:
+    text = "Steps:\n\n- one\n- `two`\n\n```\nprint(1)\n```"
+    events = await stream_events(http, llm, body(f"[[verbatim:1]]{text}", stream=True))
+    pieces = [c["choices"][0]["delta"].get("content") or "" for c in events[:-1]]
+    assert "".join(pieces) == text and len([p for p in pieces if p]) == 8
+
+
 async def test_stream_has_openai_chunk_format_with_usage(
     http: aiohttp.ClientSession, llm: FakeLLMServer
 ) -> None:
