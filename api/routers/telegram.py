@@ -1,4 +1,4 @@
-"""Telegram bots: connect and disconnect (``/api/bots``), and the webhook Telegram calls."""
+"""Telegram bots: connect, pause, resume and disconnect (``/api/bots``), and the webhook Telegram calls."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from api.deps import CurrentUser, PageDep, SessionDep
+from api.deps import BusDep, CurrentUser, PageDep, SessionDep
 from api.schemas import PageOut
 from api.telegram_schemas import BotIn, BotOut, WebhookAck
 from services.telegram import bots, inbox
@@ -29,6 +29,16 @@ async def list_bots(user: CurrentUser, session: SessionDep, page: PageDep) -> Pa
 @router.get("/bots/{bot_id}", response_model=BotOut)
 async def get_bot(bot_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> BotOut:
     return BotOut.model_validate(await bots.get_owned(session, user, bot_id))
+
+
+@router.post("/bots/{bot_id}/pause", response_model=BotOut)
+async def pause_bot(bot_id: uuid.UUID, user: CurrentUser, session: SessionDep, bus: BusDep) -> BotOut:
+    return BotOut.model_validate(await bots.pause(session, user, bot_id, bus))
+
+
+@router.post("/bots/{bot_id}/resume", response_model=BotOut)
+async def resume_bot(bot_id: uuid.UUID, user: CurrentUser, session: SessionDep, bus: BusDep) -> BotOut:
+    return BotOut.model_validate(await bots.resume(session, user, bot_id, bus))
 
 
 @router.delete("/bots/{bot_id}", status_code=status.HTTP_204_NO_CONTENT)

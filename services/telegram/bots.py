@@ -34,6 +34,7 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 _TOKEN_SHAPE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,100}$")
 OWNER_DEACTIVATED = "The owner's account is deactivated"
 TOKEN_REJECTED = "Telegram rejected the bot token"
+PAUSED_BY_OWNER = "Paused by its owner"
 
 
 class InvalidBotToken(ServiceError):
@@ -157,6 +158,39 @@ async def disable(session: AsyncSession, bot_id: uuid.UUID, reason: str, bus: Ev
     )
     if owner_id is not None:
         _publish_status(session, bus, owner_id, bot_id, BotStatus.disabled, reason)
+
+
+async def pause(session: AsyncSession, owner: User, bot_id: uuid.UUID, bus: EventBus) -> TelegramBot:
+    """The owner stops the bot answering until resumed: disabled, its webhook (or polling) stopped after
+    the commit. A bot that is not active is returned as it is."""
+    bot = await get_owned(session, owner, bot_id)
+    if bot.status == BotStatus.active:
+        await disable(session, bot.id, PAUSED_BY_OWNER, bus)
+        outbox.enqueue(session, TASKS.telegram_sync_webhook, str(bot.id))
+        await session.refresh(bot)
+    return bot
+
+
+async def resume(session: AsyncSession, owner: User, bot_id: uuid.UUID, bus: EventBus) -> TelegramBot:
+    """A bot its owner paused answers again (its webhook registered after the commit); one the system
+    disabled (Telegram rejected its token) is ``409``: it needs a new token."""
+    bot = await get_owned(session, owner, bot_id)
+    if bot.status == BotStatus.active:
+        return bot
+    if bot.disabled_reason != PAUSED_BY_OWNER:
+        raise Conflict(
+            f"The bot was disabled ({bot.disabled_reason}); delete it and connect it again",
+            code="bot_disabled",
+        )
+    await session.execute(
+        update(TelegramBot)
+        .where(TelegramBot.id == bot.id)
+        .values(status=BotStatus.active, disabled_reason=None, updated_at=datetime.now(UTC))
+    )
+    _publish_status(session, bus, owner.id, bot.id, BotStatus.active, None)
+    outbox.enqueue(session, TASKS.telegram_sync_webhook, str(bot.id))
+    await session.refresh(bot)
+    return bot
 
 
 def _publish_status(

@@ -294,6 +294,52 @@ async def test_deactivating_the_owner_disables_their_bots_and_updates_get_no_rep
     await wait_sent(fake_telegram, bot, 511, 2)
 
 
+async def test_the_owner_pauses_and_resumes_a_bot(
+    http: httpx.AsyncClient,
+    fake_telegram: FakeTelegram,
+    stack: Stack,
+    database_url: str,
+    stack_redis_url: str,
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    path = f"/api/bots/{bot.id}"
+    other = await signup(http, "not-the-owner")
+    assert (await http.post(f"{path}/pause", headers=other.headers)).json()["error"]["code"] == "not_found"
+
+    for _ in range(2):  # pausing a paused bot changes nothing
+        r = await http.post(f"{path}/pause", headers=bot.owner.headers)
+        assert r.status_code == 200, r.text
+        assert (r.json()["status"], r.json()["disabled_reason"]) == ("disabled", "Paused by its owner")
+    await asyncio.to_thread(
+        eventually, lambda: fake_telegram.bot(bot.token)["webhook"] == {}, 30, "the webhook to be removed"
+    )
+    # What Telegram still delivers is acknowledged and answered by nothing.
+    assert (await deliver(http, bot, text_update(513, "anyone?"))).status_code == 200
+    await handled(stack_redis_url, bot, 513)
+    assert send_states(database_url, bot, 513) == []
+
+    r = await http.post(f"{path}/resume", headers=bot.owner.headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["disabled_reason"]) == ("active", None)
+    await asyncio.to_thread(
+        eventually, lambda: bool(fake_telegram.bot(bot.token)["webhook"]), 30, "the webhook to be restored"
+    )
+    secret = fake_telegram.bot(bot.token)["webhook"]["secret_token"]
+    await deliver(http, bot, text_update(513, "back?"), secret=secret)
+    await wait_sent(fake_telegram, bot, 513, 1)
+
+    # A bot Telegram refused cannot be resumed: it needs a new token.
+    sql(
+        database_url,
+        "UPDATE telegram_bots SET status = 'disabled', disabled_reason = %s WHERE id = %s",
+        "Telegram rejected the bot token",
+        bot.id,
+    )
+    r = await http.post(f"{path}/resume", headers=bot.owner.headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "bot_disabled")
+    assert bot_status(database_url, bot) == ("disabled", "Telegram rejected the bot token")
+
+
 async def test_updates_of_an_inactive_owner_are_ignored_by_the_handler(
     http: httpx.AsyncClient, fake_telegram: FakeTelegram, stack: Stack, database_url: str
 ) -> None:
