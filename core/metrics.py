@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -151,6 +152,47 @@ def _sent_at(raw: bytes | None) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+@dataclass(frozen=True)
+class QueueBacklog:
+    depth: int  # messages waiting, every priority
+    oldest_age_seconds: float  # of the oldest waiting message; 0 when none waits
+
+
+def _ask_backlog(pipe: Any, queues: list[str]) -> None:
+    for queue in queues:
+        for key in _queue_keys(queue):
+            pipe.llen(key)
+            pipe.lindex(key, -1)  # LPUSH in, BRPOP out: the tail is the oldest
+
+
+def _backlogs(results: list[Any], queues: list[str], now: float) -> dict[str, QueueBacklog]:
+    per_queue = 2 * (len(_PRIORITY_STEPS) + 1)
+    backlogs = {}
+    for i, queue in enumerate(queues):
+        chunk = results[i * per_queue : (i + 1) * per_queue]
+        ages = [now - sent for sent in map(_sent_at, chunk[1::2]) if sent is not None]
+        backlogs[queue] = QueueBacklog(int(sum(chunk[0::2])), max(ages, default=0.0))
+    return backlogs
+
+
+def queue_backlog(broker_url: str, queues: Iterable[str]) -> dict[str, QueueBacklog] | None:
+    """Each queue's waiting messages and the age of the oldest, read from a Redis broker; ``None`` for
+    another broker or while it cannot be read."""
+    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    names = list(queues)
+    client = redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        pipe = client.pipeline(transaction=False)
+        _ask_backlog(pipe, names)
+        return _backlogs(pipe.execute(), names, time.time())
+    except redis.RedisError as exc:
+        log.warning("queue backlog unavailable: %s", type(exc).__name__)
+        return None
+    finally:
+        client.close()
+
+
 class BrokerQueueCollector(Collector):
     """Reads, on scrape, each queue's length and the age of its oldest waiting and unacked message."""
 
@@ -187,18 +229,12 @@ class BrokerQueueCollector(Collector):
         try:
             now = time.time()
             pipe = self._client.pipeline(transaction=False)
-            for queue in self._queues:
-                for key in _queue_keys(queue):
-                    pipe.llen(key)
-                    pipe.lindex(key, -1)  # LPUSH in, BRPOP out: the tail is the oldest
+            _ask_backlog(pipe, self._queues)
             pipe.zrange(_UNACKED_INDEX, 0, _UNACKED_SCAN - 1, withscores=True)
             results = pipe.execute()
-            per_queue = 2 * (len(_PRIORITY_STEPS) + 1)
-            for i, queue in enumerate(self._queues):
-                chunk = results[i * per_queue : (i + 1) * per_queue]
-                depth.add_metric([queue], sum(chunk[0::2]))
-                ages = [now - sent for sent in map(_sent_at, chunk[1::2]) if sent is not None]
-                oldest.add_metric([queue], max(ages, default=0.0))
+            for queue, backlog in _backlogs(results, self._queues, now).items():
+                depth.add_metric([queue], backlog.depth)
+                oldest.add_metric([queue], backlog.oldest_age_seconds)
             counts, ages_by_queue = self._unacked(results[-1], now)
             for queue in self._queues:
                 unacked.add_metric([queue], counts.get(queue, 0))

@@ -1,7 +1,8 @@
-"""Admin view of the queues: whether each one's canary ping is being consumed, and how fast."""
+"""Admin view of the queues: whether each one's canary ping is being consumed, how fast, and what waits."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter
 
 from api.deps import AdminUser
 from api.schemas import Out
+from core.metrics import queue_backlog
 from core.queues import QUEUES
 from core.redis import async_redis
 from core.settings import get_settings
@@ -23,6 +25,9 @@ class QueueHealthOut(Out):
     last_sent_at: datetime | None
     last_consumed_at: datetime | None
     latency_seconds: float | None
+    # From a Redis broker; None with another broker or while it cannot be read.
+    depth: int | None = None
+    oldest_message_age_seconds: float | None = None
 
 
 class QueuesOut(Out):
@@ -37,7 +42,9 @@ def _time(at: float | None) -> datetime | None:
 @router.get("/queues", response_model=QueuesOut)
 async def list_queues(_: AdminUser) -> QueuesOut:
     now = time.time()
-    health = await canary.queue_health(async_redis(), list(QUEUES), get_settings().canary_stale_seconds, now)
+    settings = get_settings()
+    health = await canary.queue_health(async_redis(), list(QUEUES), settings.canary_stale_seconds, now)
+    backlog = await asyncio.to_thread(queue_backlog, settings.broker_url, QUEUES) or {}
     return QueuesOut(
         items=[
             QueueHealthOut(
@@ -46,6 +53,10 @@ async def list_queues(_: AdminUser) -> QueuesOut:
                 last_sent_at=_time(h.last_sent_at),
                 last_consumed_at=_time(h.last_consumed_at),
                 latency_seconds=h.latency_seconds,
+                depth=backlog[h.queue].depth if h.queue in backlog else None,
+                oldest_message_age_seconds=(
+                    backlog[h.queue].oldest_age_seconds if h.queue in backlog else None
+                ),
             )
             for h in health
         ],

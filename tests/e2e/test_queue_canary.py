@@ -61,6 +61,9 @@ async def test_canary_shows_which_queues_are_consumed(canary_stack: Stack, datab
         for queue in set(QUEUES) - {"analytics"}:
             assert latest[queue]["consuming"] is False, latest[queue]
             assert latest[queue]["last_consumed_at"] is None
+            # The pings nobody took wait in the queue, and the oldest of them ages.
+            waiting = latest[queue]
+            assert waiting["depth"] >= 1 and waiting["oldest_message_age_seconds"] > 0, waiting
 
         # The analytics worker stops: its queue turns to not consuming after the stale time.
         next(c for c in canary_stack.children if c.name.startswith("worker-analytics")).stop()

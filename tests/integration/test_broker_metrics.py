@@ -9,7 +9,7 @@ import subprocess
 
 from kombu.connection import Connection
 
-from core.metrics import BrokerQueueCollector
+from core.metrics import BrokerQueueCollector, queue_backlog
 from core.queues import QUEUES, TASKS
 from tests.fixtures.processes import ROOT, python_argv
 
@@ -39,6 +39,7 @@ def test_waiting_and_unacked_messages_are_measured(stack_redis_url: str) -> None
         delivered = broker.default_channel.basic_get("llm", no_ack=False)
         assert delivered is not None
         seen = gauges(collector)
+        backlog = queue_backlog(stack_redis_url, QUEUES)
     assert seen[("chatai_queue_depth", "billing")] == 1
     assert seen[("chatai_queue_depth", "llm")] == 0
     assert 0 < seen[("chatai_queue_oldest_message_age_seconds", "billing")] < 30
@@ -46,7 +47,14 @@ def test_waiting_and_unacked_messages_are_measured(stack_redis_url: str) -> None
     assert seen[("chatai_queue_unacked", "llm")] == 1 and seen[("chatai_queue_unacked", "billing")] == 0
     assert 0 < seen[("chatai_queue_oldest_unacked_age_seconds", "llm")] < 30
 
+    # The admin queue view reads the same backlog.
+    assert backlog is not None and set(backlog) == set(QUEUES)
+    assert backlog["billing"].depth == 1 and 0 < backlog["billing"].oldest_age_seconds < 30
+    assert (backlog["llm"].depth, backlog["llm"].oldest_age_seconds) == (0, 0.0)
+
 
 def test_an_unreachable_broker_reports_down_instead_of_failing_the_scrape() -> None:
     collector = BrokerQueueCollector("redis://127.0.0.1:1/0", QUEUES)
     assert gauges(collector) == {("chatai_broker_up", ""): 0}
+    assert queue_backlog("redis://127.0.0.1:1/0", QUEUES) is None
+    assert queue_backlog("amqp://guest:guest@127.0.0.1:5672//", QUEUES) is None, "not a Redis broker"
