@@ -310,7 +310,8 @@
       var r = reply(d.reply_id);
       if (r.done) return;
       r.text = d.reset ? d.text : r.text + d.text;
-      render(r);
+      // One Markdown render per frame, however many deltas arrive in it.
+      if (!r.frame) r.frame = requestAnimationFrame(function () { r.frame = 0; if (!r.done) render(r); });
     } else if (type === "reply.completed" || type === "reply.cancelled") {
       finish(d.reply_id, d.content, false);
     } else if (type === "reply.failed") {
