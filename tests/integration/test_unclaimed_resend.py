@@ -75,7 +75,7 @@ async def test_a_lost_task_is_sent_again_soon_and_its_late_twin_does_nothing(
     async with WsClient(stack.ws_url, user.access_token) as ws:
         frames = await ws.subscribe(f"dialog:{dialog_id}", last_event_id="0")
     assert [f["type"] for f in frames if f["data"].get("reply_id") == reply_id].count("reply.completed") == 1
-    resends = [line for line in worker.log_text().splitlines() if "succeeded" in line and "'resent': 1" in line]
+    resends = [ln for ln in worker.log_text().splitlines() if "succeeded" in ln and "'resent': 1" in ln]
     assert len(resends) == 1, "re-sent more than once"
     assert (await poll_reply(http, user, reply_id))["content"] == done["content"]
     asked = [r for r in fake_llm.chat_requests() if "lost with the broker" in str(r.get("messages"))]
