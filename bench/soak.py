@@ -41,6 +41,7 @@ from tests.fixtures.processes import Child, python_argv
 from tests.fixtures.stack import Stack
 from workers.run import worker_argv
 
+RESULTS = Path(__file__).resolve().parent / "results" / "soak.md"
 COUNT_SLACK = 2
 FIGURES = ("rss_mb", "pg", "redis", "fds")
 JSON = {"Content-Type": "application/json"}
@@ -262,7 +263,8 @@ def growth_rows(baseline: Sample, last: Sample, max_growth: float) -> tuple[list
     return rows, passed
 
 
-async def soak(stack: SoakStack, args: argparse.Namespace) -> int:
+async def soak(stack: SoakStack, args: argparse.Namespace) -> tuple[bool, list[str]]:
+    """Whether the run passed, and its report."""
     base_url = stack.stack.base_url if stack.stack else ""
     async with load.http_session(limit=32) as http:
         owners = await load.create_owners(http, base_url, args.owners)
@@ -295,25 +297,32 @@ async def soak(stack: SoakStack, args: argparse.Namespace) -> int:
 
     warm = [s for s in samples if s.minute >= args.warmup_minutes - 1e-6]
     if len(warm) < 2:
-        print(f"\nno samples after the {args.warmup_minutes} min warm-up: run longer", file=sys.stderr)
-        return 1
+        return False, [f"no samples after the {args.warmup_minutes} min warm-up: run longer"]
     rows, steady = growth_rows(warm[0], warm[-1], args.max_growth)
     completed = statuses.get("completed", 0)
     lost = len(traffic.accepted) - completed
     charged, doubled = stack.charges(traffic.accepted)
-    print(
-        f"\n## Soak: {args.minutes:g} min at {args.rate:g} turns/s; growth from minute "
-        f"{warm[0].minute:.1f} to {warm[-1].minute:.1f} (pass: < {args.max_growth:g} %)\n"
-    )
-    print("\n".join(rows))
     refused = ", ".join(f"{k or 'transport error'}: {v}" for k, v in sorted(traffic.refused.items()))
-    print(
-        f"\naccepted {len(traffic.accepted)}, completed {completed}, other ends {dict(statuses)}, "
-        f"lost {lost}; refused {refused or 0}; charged {charged}, charged twice {doubled}"
-    )
     passed = steady and lost == 0 and doubled == 0
-    print("PASS" if passed else "FAIL", flush=True)
-    return 0 if passed else 1
+    report = [
+        f"## Soak: {args.minutes:g} min at {args.rate:g} turns/s",
+        "",
+        f"`{' '.join(['.venv/bin/python', 'bench/soak.py', *sys.argv[1:]])}` on "
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} cores. The API, one worker per "
+        "queue, the Telegram poller and beat, billing on, the fake LLM (24 tokens a reply). Growth from "
+        f"minute {warm[0].minute:.1f} (the end of the warm-up) to {warm[-1].minute:.1f}, after the drain; "
+        f"pass: under {args.max_growth:g} % (connection and descriptor counts may also move by "
+        f"{COUNT_SLACK}).",
+        "",
+        *rows,
+        "",
+        f"Accepted {len(traffic.accepted)}, completed {completed}, lost {lost} "
+        f"(every end: {dict(statuses)}); refused {refused or 0}; replies charged {charged}, "
+        f"charged twice {doubled}. "
+        f"**{'PASS' if passed else 'FAIL'}**",
+    ]
+    print("\n" + "\n".join(report), flush=True)
+    return passed, report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -328,6 +337,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--owners", type=int, default=10)
     parser.add_argument("--dialogs", type=int, default=200)
     parser.add_argument("--drain-seconds", type=float, default=120.0)
+    parser.add_argument("--out", default=str(RESULTS), help="where to write the report ('' = nowhere)")
     parser.add_argument(
         "--redis-url", default=os.environ.get("SOAK_REDIS_URL", "redis://127.0.0.1:6379/10"),
         help="a Redis db of its own (flushed at start)",
@@ -343,9 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     stack = SoakStack(args.redis_url)
     try:
         stack.start()
-        return asyncio.run(soak(stack, args))
+        passed, report = asyncio.run(soak(stack, args))
     finally:
         stack.stop()
+    if args.out:
+        Path(args.out).write_text("\n".join(report) + "\n")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
