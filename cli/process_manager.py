@@ -53,9 +53,10 @@ def shell_command(command: str) -> str:
     """The program line for supervisord: the Procfile command under ``/bin/sh -c``.
 
     A single command is ``exec``-ed, so the pid supervisord signals and reports is the process itself;
-    a compound one (``a && exec b``) says where it execs. ``%`` is doubled: supervisord expands
-    ``%(name)s`` in program commands."""
-    script = command if re.search(r"(^|[;&|]\s*)exec\s", command) else f"exec {command}"
+    a compound one (``a && exec b``) is left to say where it execs (signals reach the whole process
+    group either way). ``%`` is doubled: supervisord expands ``%(name)s`` in program commands."""
+    compound = re.search(r"[;&|]", command) or re.match(r"exec\s", command)
+    script = command if compound else f"exec {command}"
     return f"/bin/sh -c {shlex.quote(script)}".replace("%", "%%")
 
 

@@ -37,6 +37,8 @@ def test_a_single_command_is_execed_and_a_compound_one_keeps_its_own_exec() -> N
     assert single == ["/bin/sh", "-c", 'exec uvicorn app --port "${PORT:-80}"']
     compound = shlex.split(shell_command("mkdir -p d && exec celery beat"))
     assert compound == ["/bin/sh", "-c", "mkdir -p d && exec celery beat"]
+    assert shlex.split(shell_command("echo a && exit 3"))[2] == "echo a && exit 3"  # its status kept
+    assert shlex.split(shell_command("exec sleep 1"))[2] == "exec sleep 1"
     assert "%%" in shell_command("date +%s"), "supervisord would expand %(...)s in the command"
 
 
