@@ -3,6 +3,7 @@ delay and every exit is logged, while the other keeps running; Ctrl-C stops both
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -32,7 +33,7 @@ def test_a_crashing_process_is_retried_with_backoff_and_the_others_keep_running(
         assert "exited: crashing (exit status 3; not expected)" in log
         assert re.search(r"^crashing\s+\| starting$", log, re.MULTILINE), "its output, with its name"
         starts = [datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f") for t in SPAWNED.findall(log)]
-        gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
         # supervisord waits 1 s, then 2 s, then 3 s ... before the next start of a process that
         # exited within its start seconds.
         assert gaps[1] >= 1.9 and gaps[2] >= 2.9, gaps
