@@ -41,6 +41,7 @@ def test_a_crashing_process_is_retried_with_backoff_and_the_others_keep_running(
 
         os.kill(manager.proc.pid, signal.SIGINT)
         manager.proc.wait(60)
+        assert "stopped: steady (terminated by SIGTERM)" in manager.log_text(), "asked to stop, not killed"
         assert not psutil.pid_exists(steady) or psutil.Process(steady).status() == psutil.STATUS_ZOMBIE
     finally:
         if manager.proc.poll() is None:
