@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test test-fast lint bench bench-knowledge clean redis chromium console console-lint console-test
+.PHONY: venv run test test-fast lint bench bench-knowledge soak clean redis chromium console console-lint console-test
 
 venv: $(STAMP)
 
@@ -102,6 +102,13 @@ bench: venv redis
 # Ingest rate and search at scale; SIZES=100000,1000000 adds the 1M-chunk run (long on 2 cores).
 bench-knowledge: venv redis
 	nice -n 10 $(BIN)/python bench/knowledge.py --sizes $${SIZES:-100000}
+
+# The whole stack under steady chat traffic for MINUTES, watched for leaks and lost work (bench/soak.py;
+# RATE turns a second, SOAK_ARGS for its other options).
+MINUTES ?= 30
+RATE ?= 5
+soak: venv redis
+	$(BIN)/python bench/soak.py --minutes $(MINUTES) --rate $(RATE) $(SOAK_ARGS)
 
 # Stops the embedded Postgres under .data (it outlives `make run` on purpose) and removes its data.
 clean:

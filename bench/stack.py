@@ -65,6 +65,12 @@ class BenchStack:
     # Start.
 
     def start(self) -> None:
+        self.stack = Stack(self.start_dependencies(), LOG_DIR)
+        self.api = self.stack.start_api(self.api_processes)
+        self.worker = self.start_llm_worker()
+
+    def start_dependencies(self) -> dict[str, str]:
+        """Fresh logs and Redis db, the database and the fake LLM; returns the processes' environment."""
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         for old in LOG_DIR.glob("*.log"):
             old.unlink()
@@ -72,14 +78,8 @@ class BenchStack:
         self.start_database()
         env = self.env()
         self.fake_llm = FakeLLM(LOG_DIR, env, api_key=API_KEY)
-        env.update(
-            CHATAI_LLM_PROVIDER="openai",
-            CHATAI_LLM_BASE_URL=self.fake_llm.base_url,
-            CHATAI_LLM_API_KEY=API_KEY,
-        )
-        self.stack = Stack(env, LOG_DIR)
-        self.api = self.stack.start_api(self.api_processes)
-        self.worker = self.start_llm_worker()
+        env.update(self.fake_llm.env)
+        return env
 
     def start_llm_worker(self) -> Child:
         """One llm worker as ``workers.run`` starts it; ready once it answers a Celery ping (its " ready."

@@ -1,4 +1,5 @@
-"""Bring the development stack up: database, Redis, migrations, then every process of deploy/Procfile."""
+"""Bring the development stack up: database, Redis, migrations, then every process of deploy/Procfile
+under supervisord, which restarts each one that exits."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from cli import console_build
+from cli import console_build, process_manager
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = Path("deploy") / "Procfile"
@@ -136,7 +137,7 @@ def child_environment() -> dict[str, str]:
 
 
 def up() -> None:
-    """Everything ``chatai up`` does before handing the terminal to honcho, which it then becomes."""
+    """Everything ``chatai up`` does before handing the terminal to supervisord, which it then becomes."""
     enter_project_root()
     from core.settings import get_settings
 
@@ -170,5 +171,6 @@ def up() -> None:
         )
     )
     sys.stdout.flush()
-    argv = [sys.executable, "-m", "honcho", "start", "-f", str(PROCFILE), "-d", str(PROJECT_ROOT)]
+    config = process_manager.write_config(PROJECT_ROOT / PROCFILE, data_dir / "supervisor", PROJECT_ROOT)
+    argv = process_manager.supervisord_argv(config)
     os.execve(argv[0], argv, child_environment())

@@ -200,6 +200,9 @@ class Settings(BaseSettings):
     reply_silence_seconds: float = 30.0
     reply_max_attempts: int = 3
     reaper_interval_seconds: float = 15.0
+    # A reply no worker has claimed this long after it was accepted has its task sent once more (it may
+    # have been lost with the broker); much sooner than the queued silence of ten silence periods.
+    unclaimed_resend_seconds: float = 60.0
     idempotency_window_seconds: int = 24 * 3600
 
     # Scheduler (beat). Only the beat process holding the Redis lock sends jobs; a standby takes over

@@ -32,4 +32,4 @@ def reap_replies() -> dict[str, int]:
 async def _reap() -> dict[str, int]:
     async with unit_of_work() as session:
         result = await reaper.reap(session, EventBus(async_client=async_redis()))
-    return {"retried": len(result.retried), "failed": len(result.failed)}
+    return {"retried": len(result.retried), "failed": len(result.failed), "resent": len(result.resent)}

@@ -4,6 +4,12 @@ A reply is silent when it is ``generating`` without a heartbeat for ``reply_sile
 ``queued`` long after it was accepted (its task was lost). It gets a new attempt (the old task, if it is
 ever redelivered, no longer matches the attempt and does nothing) until the attempts are spent; then it
 fails with ``worker_lost``.
+
+A reply that no worker has claimed ``unclaimed_resend_seconds`` after it was accepted (its task may have
+gone with a broker that lost its data, or with a worker that dropped what it had prefetched) has its task
+sent once more for the same attempt, long before the queued silence above. Sending it twice is harmless:
+the claim lets one delivery generate and the other find the reply taken. It costs no attempt, so a reply
+that only waits behind a backlog is not failed for it; it is re-sent at most once.
 """
 
 from __future__ import annotations
@@ -31,12 +37,20 @@ QUEUED_SILENCE_FACTOR = 10
 class ReapResult:
     retried: list[uuid.UUID]
     failed: list[uuid.UUID]
+    resent: list[uuid.UUID]
 
 
 async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapResult:
     settings = get_settings()
     now = datetime.now(UTC)
     silence = timedelta(seconds=settings.reply_silence_seconds)
+    # Never claimed (started_at), never re-sent by the reaper (heartbeat_at): a task that may be lost.
+    unclaimed = (
+        (Message.status == ReplyStatus.queued)
+        & Message.started_at.is_(None)
+        & Message.heartbeat_at.is_(None)
+        & (Message.created_at < now - timedelta(seconds=settings.unclaimed_resend_seconds))
+    )
     silent = (
         await session.scalars(
             select(Message)
@@ -50,6 +64,7 @@ async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapRe
                         (Message.heartbeat_at.is_(None))
                         | (Message.heartbeat_at < now - silence * QUEUED_SILENCE_FACTOR)
                     ),
+                    unclaimed,
                 ),
             )
             .order_by(Message.created_at)
@@ -57,9 +72,13 @@ async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapRe
             .with_for_update(skip_locked=True)
         )
     ).all()
-    retried, failed = [], []
+    retried, failed, resent = [], [], []
     for reply in silent:
-        if reply.attempt >= settings.reply_max_attempts:
+        if reply.status == ReplyStatus.queued and reply.started_at is None and reply.heartbeat_at is None:
+            reply.heartbeat_at = now  # marks it re-sent; the queued silence counts from here
+            outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
+            resent.append(reply.id)
+        elif reply.attempt >= settings.reply_max_attempts:
             reply.status = ReplyStatus.failed
             reply.error = {"code": "worker_lost", "message": "The worker generating this reply stopped"}
             reply.completed_at = now
@@ -78,7 +97,7 @@ async def reap(session: AsyncSession, bus: EventBus, limit: int = 500) -> ReapRe
             outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
             retried.append(reply.id)
     await session.flush()
-    return ReapResult(retried, failed)
+    return ReapResult(retried, failed, resent)
 
 
 def _publisher(bus: EventBus, topic: str, data: dict[str, Any]) -> Callable[[], Awaitable[None]]:

@@ -5,24 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cli.process_manager import read_procfile
 from core.queues import QUEUES
 
 PROCFILE = Path(__file__).resolve().parents[2] / "deploy" / "Procfile"
-# The same line grammar honcho uses; anything else (comments, blanks) is ignored by it.
-LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 WORKER = re.compile(r"\bworkers\.run\s+(\S+)")
 FIXED = {"api", "beat", "flower"}
 
 
 def _processes() -> dict[str, str]:
-    processes: dict[str, str] = {}
-    for line in PROCFILE.read_text().splitlines():
-        match = LINE.match(line)
-        if match:
-            name, command = match.groups()
-            assert name not in processes, f"process {name!r} appears twice in {PROCFILE}"
-            processes[name] = command
-    return processes
+    """Name → command, as the process manager reads them (a name given twice is an error there)."""
+    return {process.name: process.command for process in read_procfile(PROCFILE)}
 
 
 def _workers() -> dict[str, str]:
