@@ -137,7 +137,7 @@ _UNACKED_INDEX = "unacked_index"
 _UNACKED_SCAN = 200  # oldest unacked messages looked at per scrape
 
 
-def _queue_keys(queue: str) -> list[str]:
+def queue_keys(queue: str) -> list[str]:
     return [queue, *(f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS)]
 
 
@@ -188,7 +188,7 @@ class BrokerQueueCollector(Collector):
             now = time.time()
             pipe = self._client.pipeline(transaction=False)
             for queue in self._queues:
-                for key in _queue_keys(queue):
+                for key in queue_keys(queue):
                     pipe.llen(key)
                     pipe.lindex(key, -1)  # LPUSH in, BRPOP out: the tail is the oldest
             pipe.zrange(_UNACKED_INDEX, 0, _UNACKED_SCAN - 1, withscores=True)

@@ -7,11 +7,13 @@ repeated task books nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from core.queues import TASKS
+from core.settings import get_settings
 from core.unit_of_work import unit_of_work
-from services.billing import holds, indexing, reconcile
+from services.billing import holds, indexing, reconcile, settlements
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
@@ -30,6 +32,30 @@ async def _settle(reply_id: uuid.UUID) -> str:
     async with unit_of_work() as session:
         result = await holds.settle_reply(session, reply_id)
     return result.outcome
+
+
+@celery_app.task(
+    name=TASKS.settle_replies, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8, acks_late=True
+)
+def settle_replies() -> int:
+    return loop.run(_settle_waiting(), timeout=TIME_LIMIT * 5)
+
+
+async def _settle_waiting() -> int:
+    """Book every reply waiting in the settlement list, a batch per transaction."""
+    settings = get_settings()
+    await asyncio.sleep(settings.billing_settle_linger_seconds)  # let a busy moment fill the batch
+    await settlements.open_schedule()
+    settled = 0
+    while batch := await settlements.take(settings.billing_settle_batch_size):
+        try:
+            async with unit_of_work() as session:
+                results = await holds.settle_replies(session, batch)
+        except BaseException:
+            await settlements.put_back(batch)
+            raise
+        settled += sum(1 for result in results if result.outcome == "settled")
+    return settled
 
 
 @celery_app.task(
