@@ -43,7 +43,6 @@ class TASKS:
     reap_documents = "chatai.embeddings.reap_documents"
     reindex_next = "chatai.embeddings.reindex_next"
     settle_reply = "chatai.billing.settle_reply"
-    settle_replies = "chatai.billing.settle_replies"
     settle_indexing = "chatai.billing.settle_indexing"
     sweep_holds = "chatai.billing.sweep_holds"
     reconcile_balances = "chatai.billing.reconcile_balances"
@@ -70,7 +69,6 @@ ROUTES: dict[str, str] = {
     TASKS.reap_documents: "embeddings",
     TASKS.reindex_next: "embeddings",
     TASKS.settle_reply: "billing",
-    TASKS.settle_replies: "billing",
     TASKS.settle_indexing: "billing",
     TASKS.sweep_holds: "billing",
     TASKS.reconcile_balances: "billing",

@@ -25,37 +25,33 @@ TIME_LIMIT = 60
     name=TASKS.settle_reply, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8, acks_late=True
 )
 def settle_reply(reply_id: str) -> str:
-    return loop.run(_settle(uuid.UUID(reply_id)), timeout=TIME_LIMIT)
+    return loop.run(_settle_with_waiting(uuid.UUID(reply_id)), timeout=TIME_LIMIT * 5)
+
+
+async def _settle_with_waiting(reply_id: uuid.UUID) -> str:
+    """Settle this reply with every reply waiting in the settlement list, a batch per transaction;
+    returns this reply's outcome."""
+    settings = get_settings()
+    await asyncio.sleep(settings.billing_settle_linger_seconds)  # let a busy moment fill the batch
+    await settlements.open_schedule()
+    batch = [reply_id, *await settlements.take(settings.billing_settle_batch_size - 1)]
+    outcome = ""
+    while batch:
+        try:
+            async with unit_of_work() as session:
+                results = await holds.settle_replies(session, batch)
+        except BaseException:
+            await settlements.put_back([r for r in batch if r != reply_id])  # this one: the task's retry
+            raise
+        outcome = outcome or results[0].outcome
+        batch = await settlements.take(settings.billing_settle_batch_size)
+    return outcome
 
 
 async def _settle(reply_id: uuid.UUID) -> str:
     async with unit_of_work() as session:
         result = await holds.settle_reply(session, reply_id)
     return result.outcome
-
-
-@celery_app.task(
-    name=TASKS.settle_replies, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8, acks_late=True
-)
-def settle_replies() -> int:
-    return loop.run(_settle_waiting(), timeout=TIME_LIMIT * 5)
-
-
-async def _settle_waiting() -> int:
-    """Book every reply waiting in the settlement list, a batch per transaction."""
-    settings = get_settings()
-    await asyncio.sleep(settings.billing_settle_linger_seconds)  # let a busy moment fill the batch
-    await settlements.open_schedule()
-    settled = 0
-    while batch := await settlements.take(settings.billing_settle_batch_size):
-        try:
-            async with unit_of_work() as session:
-                results = await holds.settle_replies(session, batch)
-        except BaseException:
-            await settlements.put_back(batch)
-            raise
-        settled += sum(1 for result in results if result.outcome == "settled")
-    return settled
 
 
 @celery_app.task(

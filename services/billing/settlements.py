@@ -1,11 +1,12 @@
 """Replies' settlements in batches: a finished reply's id waits in a Redis list, and one billing task
 books every waiting reply, many per database transaction (``holds.settle_replies``).
 
-Only the first id queued while no settle task is scheduled sends one (a flag with a short expiry), so a
-busy second costs one task rather than one per reply. An id taken from the list by a worker that dies
-before its transaction commits is not lost for good: its hold stays open, and the sweep of stale holds
-(beat, ``billing_hold_sweep_seconds``) settles it. Settling is keyed on the reply, so however an id
-comes round again, it is booked once.
+Only a reply queued while no settle task is scheduled sends one, its own (a flag with a short expiry):
+a quiet system settles each reply by its own task as before, and a busy second costs one task rather
+than one per reply. The task's own reply is in its message, redelivered if its worker dies; an id that
+worker had taken from the list is not lost for good either: its hold stays open, and the sweep of stale
+holds (beat, ``billing_hold_sweep_seconds``) settles it. Settling is keyed on the reply, so however an
+id comes round again, it is booked once.
 """
 
 from __future__ import annotations

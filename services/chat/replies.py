@@ -123,12 +123,13 @@ def follow_up_tasks(telegram: bool) -> list[str]:
 
 
 async def settlement_tasks(reply_id: uuid.UUID) -> list[PendingTask]:
-    """Queue the reply's settlement with the others; the batch task, when none is scheduled yet."""
+    """Queue the reply's settlement with the others waiting; its own settle task (which takes the
+    others along) only when none is scheduled yet, or when the list is out of reach."""
     try:
         scheduled = await settlements.queue_reply(reply_id)
-    except RedisError:  # the list is out of reach: a task of its own settles this one
-        return [PendingTask(TASKS.settle_reply, (str(reply_id),))]
-    return [PendingTask(TASKS.settle_replies, ())] if scheduled else []
+    except RedisError:
+        scheduled = True
+    return [PendingTask(TASKS.settle_reply, (str(reply_id),))] if scheduled else []
 
 
 async def finish(

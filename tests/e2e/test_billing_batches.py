@@ -62,7 +62,7 @@ async def queue_replies(http: httpx.AsyncClient, owner: Account, n: int) -> list
 
 def settle_runs(log: str) -> int:
     """Batch settle tasks the worker has finished, from its log."""
-    return sum(1 for line in log.splitlines() if TASKS.settle_replies in line and "succeeded" in line)
+    return sum(1 for line in log.splitlines() if TASKS.settle_reply in line and "succeeded" in line)
 
 
 def released(database_url: str) -> int:
@@ -86,7 +86,7 @@ async def test_a_burst_of_replies_is_settled_once_each_through_batches(
     broker = redis.Redis.from_url(batch_stack.env["REDIS_URL"])
     broker.delete(PENDING_KEY)
     broker.rpush(PENDING_KEY, *reply_ids)
-    send_task(batch_stack.env["REDIS_URL"], TASKS.settle_replies)
+    send_task(batch_stack.env["REDIS_URL"], TASKS.settle_reply, reply_ids[0])
 
     # The worker dies with batches still to go (maybe inside one's transaction).
     worker = batch_stack.start_worker("billing")
@@ -96,7 +96,7 @@ async def test_a_burst_of_replies_is_settled_once_each_through_batches(
 
     # A new worker takes the rest of the list; the sweep settles what the dead one had taken.
     worker = batch_stack.start_worker("billing")
-    send_task(batch_stack.env["REDIS_URL"], TASKS.settle_replies)
+    send_task(batch_stack.env["REDIS_URL"], TASKS.settle_reply, reply_ids[0])
     send_task(batch_stack.env["REDIS_URL"], TASKS.sweep_holds)
     total = len(reply_ids)
     eventually(lambda: released(database_url) >= total and broker.llen(PENDING_KEY) == 0, 120, "all settled")
@@ -104,7 +104,7 @@ async def test_a_burst_of_replies_is_settled_once_each_through_batches(
     # Delivered again, in batches: nothing is booked twice.
     runs = settle_runs(worker.log_text())
     broker.rpush(PENDING_KEY, *reply_ids[:300])
-    send_task(batch_stack.env["REDIS_URL"], TASKS.settle_replies)
+    send_task(batch_stack.env["REDIS_URL"], TASKS.settle_reply, reply_ids[0])
     eventually(lambda: settle_runs(worker.log_text()) > runs, 60, "the repeated ids to be settled again")
     assert broker.llen(PENDING_KEY) == 0
 
