@@ -66,7 +66,7 @@ WORDS = tuple(SENTENCE.split(" "))
 @dataclass(frozen=True)
 class Config:
     quick: bool
-    redis_url: str = "redis://127.0.0.1:6379/11"
+    redis_url: str = "redis://127.0.0.1:6379/12"
     broker: str = ""  # empty: the Redis db
     reply_seconds: float = 0.25  # the model's whole reply
     tokens: int = 50
