@@ -408,17 +408,21 @@ def ms_per_turn(result: LevelResult, kind: str) -> float:
 
 def first_saturated(result: LevelResult, cores: int) -> str:
     """What ran out first at saturation: the machine's cores, or one process's core (its GIL)."""
-    busy = {k: v / result.window for k, v in result.cpu.items() if k != "machine"}
+    busy = {k: v / result.window for k, v in result.cpu.items() if k not in ("machine", "bench-client")}
     machine = result.cpu.get("machine", math.nan) / result.window
     top = max((k for k in busy if k != "redis"), key=lambda k: busy[k])
-    if machine >= 0.9 * cores:
+    elsewhere = outside(result) / result.window
+    if machine >= 0.8 * cores:
         return (
-            f"the machine's CPU ({machine * 100:.0f}% of {cores * 100}%); the biggest user: {top} "
-            f"({busy[top] * 100:.0f}% of a core)"
+            f"the machine's CPU ({machine * 100:.0f}% of {cores * 100}%, of which {elsewhere * 100:.0f}% "
+            f"outside this run); the biggest user here: {top} ({busy[top] * 100:.0f}% of a core)"
         )
     if busy[top] >= 0.85:
         return f"{top}: {busy[top] * 100:.0f}% of one core (one process, one GIL)"
-    return f"no CPU (machine {machine * 100:.0f}% of {cores * 100}%); the wait is elsewhere"
+    return (
+        f"no CPU (machine {machine * 100:.0f}% of {cores * 100}%, {elsewhere * 100:.0f}% outside this run); "
+        "the wait is elsewhere"
+    )
 
 
 def fmt_ms(seconds: float) -> str:
