@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test test-fast lint bench bench-knowledge soak clean redis chromium console console-lint console-test
+.PHONY: venv run test test-fast lint bench bench-capacity bench-knowledge soak clean redis chromium console console-lint console-test
 
 venv: $(STAMP)
 
@@ -98,6 +98,10 @@ lint: venv
 
 bench: venv redis
 	$(BIN)/python bench/chat_pipeline.py
+
+# The whole stack as `make run` starts it, ramped to saturation (ARGS=--quick, ARGS='--broker amqp://…').
+bench-capacity: venv redis
+	$(BIN)/python bench/capacity.py $(ARGS)
 
 # Ingest rate and search at scale; SIZES=100000,1000000 adds the 1M-chunk run (long on 2 cores).
 bench-knowledge: venv redis

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.admission import install_admission
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
 from api.openapi_links import install_links
@@ -78,6 +79,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_security(app)
+    install_admission(app)
     app.add_middleware(WidgetCorsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     # Outermost, so a request's duration includes every other middleware.

@@ -627,9 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     started = time.monotonic()
     report = Report()
-    stack = BenchStack(
-        cfg.redis_url, cfg.llm_concurrency, cfg.log_level, dict(cfg.extra_env), cfg.api_processes
-    )
+    # The accept phase queues thousands of replies with the llm consumer paused, on purpose.
+    env = {"CHATAI_ADMISSION_MAX_QUEUED_REPLIES": "0", **dict(cfg.extra_env)}
+    stack = BenchStack(cfg.redis_url, cfg.llm_concurrency, cfg.log_level, env, cfg.api_processes)
     statuses: dict[str, int] = {}
     try:
         print("starting Postgres, fake LLM, API and llm worker …", file=sys.stderr, flush=True)

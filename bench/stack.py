@@ -41,8 +41,10 @@ class BenchStack:
         log_level: str = "INFO",
         extra_env: dict[str, str] | None = None,
         api_processes: int = 1,
+        db_name: str = DB_NAME,
     ) -> None:
         self.redis_url = redis_url
+        self.db_name = db_name
         self.api_processes = api_processes
         self.extra_env = extra_env or {}
         self.llm_concurrency = llm_concurrency
@@ -114,9 +116,9 @@ class BenchStack:
             stop_server(PGDATA)
             self.libpq_uri = ensure_server(PGDATA)
         with psycopg.connect(self.libpq_uri, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-        self.database_url = sqlalchemy_url(self.libpq_uri, DB_NAME)
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        self.database_url = sqlalchemy_url(self.libpq_uri, self.db_name)
         migrate(self.database_url)
 
     def env(self) -> dict[str, str]:
@@ -191,7 +193,7 @@ class BenchStack:
         return {status: int(n) for status, n in rows}
 
     def _db_uri(self) -> str:
-        return psycopg.conninfo.make_conninfo(self.libpq_uri, dbname=DB_NAME)
+        return psycopg.conninfo.make_conninfo(self.libpq_uri, dbname=self.db_name)
 
     def unfinished_replies(self) -> int:
         with psycopg.connect(self._db_uri()) as conn:

@@ -138,7 +138,7 @@ _UNACKED_INDEX = "unacked_index"
 _UNACKED_SCAN = 200  # oldest unacked messages looked at per scrape
 
 
-def _queue_keys(queue: str) -> list[str]:
+def queue_keys(queue: str) -> list[str]:
     return [queue, *(f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS)]
 
 
@@ -160,7 +160,7 @@ class QueueBacklog:
 
 def _ask_backlog(pipe: Any, queues: list[str]) -> None:
     for queue in queues:
-        for key in _queue_keys(queue):
+        for key in queue_keys(queue):
             pipe.llen(key)
             pipe.lindex(key, -1)  # LPUSH in, BRPOP out: the tail is the oldest
 

@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     widget_messages_per_minute: int = 120
     widget_messages_per_day: int = 5000
     max_concurrent_generations_per_assistant: int = 50  # queued or generating replies
+
+    # Admission control: a new message is refused (503 with Retry-After) instead of waiting for seconds
+    # when this API process already serves this many requests, or this many replies wait in the broker's
+    # ``llm`` queue (read at most every admission_backlog_ttl_seconds). 0 switches a check off.
+    admission_max_in_flight: int = 256
+    admission_max_queued_replies: int = 2000
+    admission_backlog_ttl_seconds: float = 0.5
+    admission_retry_after_seconds: int = 2
     generation_slot_lease_seconds: int = 900  # a slot whose reply never ended is freed after this
 
     # LLM.
@@ -228,6 +236,10 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 3600.0
     # Terminal replies whose hold is still open after this long are settled by the sweep.
     billing_hold_sweep_seconds: float = 120.0
+    # Finished replies queue their settlement in Redis; one billing task books up to this many per
+    # transaction, after lingering this long so that a busy second fills a batch.
+    billing_settle_batch_size: int = 200
+    billing_settle_linger_seconds: float = 0.2
     stripe_api_key: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_webhook_secret: str | None = None

@@ -76,6 +76,17 @@ class RateLimited(ServiceError):
         self.retry_after = int(retry_after)
 
 
+class Overloaded(ServiceError):
+    """The system cannot take this work now; nothing was done. Retry after ``retry_after`` seconds."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after: int, *, reason: str, **details: object):
+        super().__init__(message, details={"reason": reason, "retry_after": retry_after, **details})
+        self.retry_after = retry_after
+
+
 class ValidationFailed(ServiceError):
     """A rule beyond the schema; ``details`` lists the fields like a schema violation does."""
 

@@ -7,11 +7,13 @@ repeated task books nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from core.queues import TASKS
+from core.settings import get_settings
 from core.unit_of_work import unit_of_work
-from services.billing import holds, indexing, reconcile
+from services.billing import holds, indexing, reconcile, settlements
 from tasks import TRANSIENT
 from workers import loop
 from workers.app import celery_app
@@ -23,7 +25,27 @@ TIME_LIMIT = 60
     name=TASKS.settle_reply, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8, acks_late=True
 )
 def settle_reply(reply_id: str) -> str:
-    return loop.run(_settle(uuid.UUID(reply_id)), timeout=TIME_LIMIT)
+    return loop.run(_settle_with_waiting(uuid.UUID(reply_id)), timeout=TIME_LIMIT * 5)
+
+
+async def _settle_with_waiting(reply_id: uuid.UUID) -> str:
+    """Settle this reply with every reply waiting in the settlement list, a batch per transaction;
+    returns this reply's outcome."""
+    settings = get_settings()
+    await asyncio.sleep(settings.billing_settle_linger_seconds)  # let a busy moment fill the batch
+    await settlements.open_schedule()
+    batch = [reply_id, *await settlements.take(settings.billing_settle_batch_size - 1)]
+    outcome = ""
+    while batch:
+        try:
+            async with unit_of_work() as session:
+                results = await holds.settle_replies(session, batch)
+        except BaseException:
+            await settlements.put_back([r for r in batch if r != reply_id])  # this one: the task's retry
+            raise
+        outcome = outcome or results[0].outcome
+        batch = await settlements.take(settings.billing_settle_batch_size)
+    return outcome
 
 
 async def _settle(reply_id: uuid.UUID) -> str:

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, status
 
+from api.admission import admit_reply
 from api.callers import DialogCaller
 from api.deps import BusDep, CurrentUser, PageDep, SessionDep
 from api.ratelimits import messages_per_user
@@ -46,7 +47,8 @@ async def get_dialog(dialog_id: uuid.UUID, caller: DialogCaller, session: Sessio
     "/dialogs/{dialog_id}/messages",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=PostMessageOut,
-    dependencies=[Depends(messages_per_user)],
+    # Admission first: a refused message costs no database connection.
+    dependencies=[Depends(admit_reply), Depends(messages_per_user)],
 )
 async def post_message(
     dialog_id: uuid.UUID,

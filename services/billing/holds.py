@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +23,7 @@ from models import (
     TERMINAL_STATUSES,
     Balance,
     Message,
+    Price,
     Transaction,
     TransactionKind,
     UsageRecord,
@@ -123,45 +126,95 @@ def _billable_tokens(reply: Message | None) -> tuple[int, int]:
 
 async def settle_reply(session: AsyncSession, reply_id: uuid.UUID) -> Settlement:
     """Turn the reply's hold into its charge and release the hold, exactly once."""
-    hold = await ledger.find(session, hold_key(reply_id))
-    if hold is None:
-        return Settlement(reply_id, "no_hold")
-    reply = await session.get(Message, reply_id)
-    if reply is not None and reply.status not in TERMINAL_STATUSES:
-        return Settlement(reply_id, "not_finished")
-    if await ledger.find(session, release_key(reply_id)) is not None:
-        return Settlement(reply_id, "already_settled")
-    prompt_tokens, completion_tokens = _billable_tokens(reply)
-    model = reply.model if reply is not None else None
-    price = await pricing.price_for(session, model)
-    cost = pricing.cost_micros(price, prompt_tokens, completion_tokens)
-    charge = min(cost, hold.amount_micros)
-    if charge < cost:
-        log.warning("reply %s cost %d more than its hold %d; charged the hold", reply_id, cost, charge)
-    entries = [Entry(TransactionKind.release, -hold.amount_micros, release_key(reply_id), str(reply_id))]
-    if charge > 0:
-        entries.insert(0, Entry(TransactionKind.charge, -charge, charge_key(reply_id), str(reply_id)))
-    booking = await ledger.book(session, hold.owner_id, entries)
-    if not booking.created:  # a concurrent delivery settled it while this one waited for the lock
-        return Settlement(reply_id, "already_settled")
-    if reply is not None:
-        reply.cost_micros = charge
+    (settlement,) = await settle_replies(session, [reply_id])
+    return settlement
+
+
+@dataclass(frozen=True)
+class _Due:
+    reply_id: uuid.UUID
+    hold: Transaction
+    reply: Message | None
+    prompt_tokens: int
+    completion_tokens: int
+    price: Price
+    charge: int
+
+
+async def settle_replies(session: AsyncSession, reply_ids: Sequence[uuid.UUID]) -> list[Settlement]:
+    """Settle many replies in this one transaction: a few statements for all of them, and one booking
+    per owner (owners locked in id order, so concurrent batches cannot deadlock). Each reply is settled
+    at most once, whichever batch or delivery gets to it first; the result is in ``reply_ids``' order."""
+    ids = list(dict.fromkeys(reply_ids))
+    if not ids:
+        return []
+    keys = [hold_key(i) for i in ids] + [release_key(i) for i in ids]
+    found = {
+        t.idempotency_key: t
+        for t in await session.scalars(select(Transaction).where(Transaction.idempotency_key.in_(keys)))
+    }
+    replies = {m.id: m for m in await session.scalars(select(Message).where(Message.id.in_(ids)))}
+    outcome: dict[uuid.UUID, Settlement] = {}
+    prices: dict[str | None, Price] = {}
+    due: dict[uuid.UUID, list[_Due]] = defaultdict(list)
+    for reply_id in ids:
+        hold = found.get(hold_key(reply_id))
+        reply = replies.get(reply_id)
+        if hold is None:
+            outcome[reply_id] = Settlement(reply_id, "no_hold")
+        elif reply is not None and reply.status not in TERMINAL_STATUSES:
+            outcome[reply_id] = Settlement(reply_id, "not_finished")
+        elif release_key(reply_id) in found:
+            outcome[reply_id] = Settlement(reply_id, "already_settled")
+        else:
+            prompt_tokens, completion_tokens = _billable_tokens(reply)
+            model = reply.model if reply is not None else None
+            if model not in prices:
+                prices[model] = await pricing.price_for(session, model)
+            price = prices[model]
+            cost = pricing.cost_micros(price, prompt_tokens, completion_tokens)
+            charge = min(cost, hold.amount_micros)
+            if charge < cost:
+                log.warning(
+                    "reply %s cost %d more than its hold %d; charged the hold", reply_id, cost, charge
+                )
+            due[hold.owner_id].append(
+                _Due(reply_id, hold, reply, prompt_tokens, completion_tokens, price, charge)
+            )
+    usage: list[dict[str, object]] = []
+    for owner_id in sorted(due):
+        entries: list[Entry] = []
+        for item in due[owner_id]:
+            rid, reference = item.reply_id, str(item.reply_id)
+            if item.charge > 0:
+                entries.append(Entry(TransactionKind.charge, -item.charge, charge_key(rid), reference))
+            released = -item.hold.amount_micros
+            entries.append(Entry(TransactionKind.release, released, release_key(rid), reference))
+        booking = await ledger.book(session, owner_id, entries)
+        for item in due[owner_id]:
+            if release_key(item.reply_id) not in booking.created_keys:
+                # A concurrent delivery settled it while this one waited for the owner's lock.
+                outcome[item.reply_id] = Settlement(item.reply_id, "already_settled")
+                continue
+            outcome[item.reply_id] = Settlement(item.reply_id, "settled", item.charge)
+            if item.reply is not None:
+                item.reply.cost_micros = item.charge
+                usage.append(
+                    {
+                        "owner_id": owner_id, "kind": "reply", "subject_id": item.reply_id,
+                        "model": item.reply.model or "", "prompt_tokens": item.prompt_tokens,
+                        "completion_tokens": item.completion_tokens, "cost_micros": item.charge,
+                        "currency": item.price.currency,
+                    }
+                )  # fmt: skip
+    if usage:
         await session.execute(
             pg_insert(UsageRecord)
-            .values(
-                owner_id=hold.owner_id,
-                kind="reply",
-                subject_id=reply_id,
-                model=model or "",
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                cost_micros=charge,
-                currency=price.currency,
-            )
+            .values(usage)
             .on_conflict_do_nothing(index_elements=[UsageRecord.subject_id])
         )
     await session.flush()
-    return Settlement(reply_id, "settled", charge)
+    return [outcome[reply_id] for reply_id in ids]
 
 
 async def release_hold(session: AsyncSession, reply_id: uuid.UUID) -> bool:

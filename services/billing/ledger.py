@@ -39,6 +39,7 @@ class Entry:
 class Booking:
     transactions: list[Transaction]  # one per requested entry, in order (earlier ones if already booked)
     created: bool  # False when every entry had been booked before
+    created_keys: frozenset[str] = frozenset()  # the keys booked by this call
 
 
 async def lock_balance(session: AsyncSession, owner_id: uuid.UUID) -> Balance:
@@ -110,7 +111,7 @@ async def book(session: AsyncSession, owner_id: uuid.UUID, entries: Sequence[Ent
         balance.updated_at = datetime.now(UTC)
         await session.flush()
         announce(session, owner_id, balance.balance_micros, balance.held_micros)
-    return Booking(out, created)
+    return Booking(out, created, frozenset(t.idempotency_key for t in planned))
 
 
 def announce(session: AsyncSession, owner_id: uuid.UUID, balance_micros: int, held_micros: int) -> None:

@@ -214,8 +214,10 @@ async def _end(
         )  # fmt: skip
     if finished is None:
         return "lost"
-    if finished.follow_up:
-        tasks = [PendingTask(name, (str(job.reply_id),)) for name in finished.follow_up]
+    tasks = [PendingTask(name, (str(job.reply_id),)) for name in finished.follow_up]
+    if finished.settle:
+        tasks += await replies.settlement_tasks(job.reply_id)
+    if tasks:
         await send_now(tasks)
     await rt.bus.apublish(dialog_topic(job.dialog_id), event_type, {"reply_id": str(job.reply_id), **data})
     return status.value

@@ -12,12 +12,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.outbox import PendingTask
 from core.queues import TASKS
 from core.settings import get_settings
 from core.unit_of_work import unit_of_work
 from models import ReplyStatus
+from services.billing import settlements
 from services.chat import queries
 from services.chat.prompt import build_prompt, knowledge_block, message_tokens
 from services.knowledge.embedding import embed_query_in_process
@@ -112,15 +115,21 @@ class Finished:
     """The attempt ended the reply; what it owes next runs on other queues."""
 
     follow_up: list[str]  # task names, each called with the reply id
+    settle: bool  # billing is on: its hold becomes the charge for what it used, once
 
 
 def follow_up_tasks(telegram: bool) -> list[str]:
-    tasks = []
-    if get_settings().billing_enabled:
-        tasks.append(TASKS.settle_reply)  # its hold becomes the charge for what it used, once
-    if telegram:
-        tasks.append(TASKS.telegram_reply_finished)  # a Telegram chat is waiting for it
-    return tasks
+    return [TASKS.telegram_reply_finished] if telegram else []  # a Telegram chat is waiting for it
+
+
+async def settlement_tasks(reply_id: uuid.UUID) -> list[PendingTask]:
+    """Queue the reply's settlement with the others waiting; its own settle task (which takes the
+    others along) only when none is scheduled yet, or when the list is out of reach."""
+    try:
+        scheduled = await settlements.queue_reply(reply_id)
+    except RedisError:
+        scheduled = True
+    return [PendingTask(TASKS.settle_reply, (str(reply_id),))] if scheduled else []
 
 
 async def finish(
@@ -137,7 +146,7 @@ async def finish(
     telegram = await queries.finish_reply(
         conn, job.reply_id, job.attempt, status, content, error, prompt_tokens, completion_tokens, citations
     )
-    return None if telegram is None else Finished(follow_up_tasks(telegram))
+    return None if telegram is None else Finished(follow_up_tasks(telegram), get_settings().billing_enabled)
 
 
 async def heartbeat(conn: AsyncConnection[Any], running: dict[uuid.UUID, int]) -> None:
