@@ -21,7 +21,9 @@ phase runs once with them spread over the owners and once with one owner.
 Profiling (a separate run: sampling costs CPU): ``--py-spy worker:slow:/tmp/worker.txt`` (also ``api``,
 and the phases ``overhead``, ``accept``, ``zero``) records py-spy's raw collapsed stacks during that phase's
 window; ``bench/profile_summary.py /tmp/worker.txt`` turns them into tables. ``--phases slow`` runs one phase;
-``--env NAME=VALUE`` sets extra settings of the API and worker (what-if runs).
+``--env NAME=VALUE`` sets extra settings of the API and worker (what-if runs). ``--history N`` gives every
+dialog of the closed loops N finished messages first (a long conversation; the history window is
+``CHATAI_LLM_HISTORY_MESSAGES``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 
 from bench import load  # noqa: E402
@@ -51,6 +54,7 @@ from bench.report import Report, finish_py_spy, log_errors, start_py_spy, verdic
 from bench.stack import API_KEY, LOG_DIR, BenchStack  # noqa: E402
 from bench.stats import ms, own_cpu_seconds, p50, p99, tree_cpu_seconds  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from services.providers.tokens import estimate_tokens  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "chat_pipeline.md"
 TOKENS = 50
@@ -91,6 +95,7 @@ class Config:
     py_spy: tuple[tuple[str, str, str], ...] = ()  # (api|worker, phase, output file)
     py_spy_args: str = "--rate 100 --gil --nonblocking"
     extra_env: tuple[tuple[str, str], ...] = ()
+    history: int = 0  # finished messages each dialog already holds before its first measured turn
 
     @classmethod
     def quick_mode(cls) -> Config:
@@ -366,7 +371,7 @@ async def run_phases(stack: BenchStack, cfg: Config, report: Report, noop_rate: 
         # 2. Overhead of the pipeline on the time to first token.
         if "overhead" in cfg.phases:
             stack.check_alive()
-            dialogs = await load.create_dialogs(http, base_url, owners, cfg.overhead_dialogs)
+            dialogs = await dialogs_with_history(http, stack, cfg, owners, cfg.overhead_dialogs)
             spies = start_py_spy(cfg.py_spy, cfg.py_spy_args, stack, "overhead", 1.5, cfg.overhead_seconds)
             out = await closed_loop(stack, cfg, part(dialogs, 1.0, cfg.overhead_seconds, 1.0))
             finish_py_spy(spies, report)
@@ -404,7 +409,7 @@ async def run_phases(stack: BenchStack, cfg: Config, report: Report, noop_rate: 
         if "slow" in cfg.phases:
             stack.check_alive()
             await llm.set(cfg.slow_token_delay_ms)
-            dialogs = await load.create_dialogs(http, base_url, owners, cfg.slow_dialogs)
+            dialogs = await dialogs_with_history(http, stack, cfg, owners, cfg.slow_dialogs)
             spies = start_py_spy(
                 cfg.py_spy, cfg.py_spy_args, stack, "slow", cfg.slow_warmup + 1.0, cfg.slow_window
             )
@@ -446,7 +451,7 @@ async def run_phases(stack: BenchStack, cfg: Config, report: Report, noop_rate: 
         if "zero" in cfg.phases:
             stack.check_alive()
             await llm.set(0.0)
-            dialogs = await load.create_dialogs(http, base_url, owners, cfg.zero_dialogs)
+            dialogs = await dialogs_with_history(http, stack, cfg, owners, cfg.zero_dialogs)
             spies = start_py_spy(
                 cfg.py_spy, cfg.py_spy_args, stack, "zero", cfg.zero_warmup + 1.0, cfg.zero_window
             )
@@ -547,12 +552,33 @@ def render(cfg: Config, report: Report, elapsed: float, statuses: dict[str, int]
         f"Zero latency: warm-up {cfg.zero_warmup:g} s, window {cfg.zero_window:g} s. CPU = user+system of "
         "each process tree over the window (psutil), Redis from `INFO cpu` (whole server, shared). "
         "Overhead percentiles are differences of percentiles."
-        + (f" Extra env: {dict(cfg.extra_env)}." if cfg.extra_env else ""),
+        + (f" Extra env: {dict(cfg.extra_env)}." if cfg.extra_env else "")
+        + (f" Each dialog starts with {cfg.history} finished messages of 47 words." if cfg.history else ""),
         "",
         f"Reply rows at the end: {statuses}.",
     ]
     lines += [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
+
+
+# A realistic message: 47 words.
+HISTORY_MESSAGE = (
+    "Could you explain again how the refund works when an order ships in two parts, and whether the "
+    "shipping fee is returned for both parcels or only the first one? I also want to know how long it "
+    "takes and if I need to print a label for each box."
+)
+
+
+async def dialogs_with_history(
+    http: aiohttp.ClientSession, stack: BenchStack, cfg: Config, owners: list[load.Owner], n: int
+) -> list[load.Dialog]:
+    assert stack.stack is not None
+    dialogs = await load.create_dialogs(http, stack.stack.base_url, owners, n)
+    if cfg.history:
+        ids = [dialog_id for _, dialog_id in dialogs]
+        tokens = estimate_tokens(HISTORY_MESSAGE)
+        await asyncio.to_thread(stack.seed_history, ids, cfg.history, HISTORY_MESSAGE, tokens)
+    return dialogs
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -582,10 +608,18 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument(
         "--py-spy-args", default=None, help=f"py-spy options (default {Config.py_spy_args!r})"
     )
+    parser.add_argument(
+        "--history", type=int, default=None, help="finished messages per dialog before the run"
+    )
+    parser.add_argument("--redis-url", default=None, help="Redis db of the run (flushed at start)")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the table ('' = nowhere)")
     args = parser.parse_args(argv)
     cfg = Config.quick_mode() if args.quick else Config(quick=False)
     changes: dict[str, object] = {}
+    if args.history is not None:
+        changes["history"] = args.history
+    if args.redis_url:
+        changes["redis_url"] = args.redis_url
     if args.client_procs is not None:
         changes["client_procs"] = args.client_procs
     if args.slow_dialogs is not None:

@@ -195,6 +195,26 @@ class BenchStack:
     def _db_uri(self) -> str:
         return psycopg.conninfo.make_conninfo(self.libpq_uri, dbname=self.db_name)
 
+    def seed_history(self, dialog_ids: list[str], turns: int, content: str, tokens: int | None) -> None:
+        """Give each dialog ``turns`` finished messages (user and assistant in turn) before the run's own,
+        with their stored token estimate as the API and the worker write it (where the schema has it)."""
+        with psycopg.connect(self._db_uri()) as conn:
+            stored = conn.execute(
+                "SELECT 1 FROM information_schema.columns"
+                " WHERE table_name = 'messages' AND column_name = 'tokens'"
+            ).fetchone()
+            column, value = (", tokens", ", %(tokens)s") if stored else ("", "")
+            conn.execute(
+                "INSERT INTO messages (id, owner_id, dialog_id, role, content, status, created_at,"
+                f" completed_at, attempt{column})"
+                " SELECT gen_random_uuid(), d.id_owner, d.id,"
+                "  CAST(CASE WHEN g %% 2 = 0 THEN 'user' ELSE 'assistant' END AS message_role),"
+                f"  %(content)s, 'completed', now(), now(), 1{value}"
+                " FROM (SELECT id, owner_id AS id_owner FROM dialogs WHERE id = ANY(%(ids)s)) AS d,"
+                "  generate_series(0, %(turns)s - 1) AS g ORDER BY d.id, g",
+                {"ids": dialog_ids, "turns": turns, "content": content, "tokens": tokens},
+            )
+
     def unfinished_replies(self) -> int:
         with psycopg.connect(self._db_uri()) as conn:
             row = conn.execute(

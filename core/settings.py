@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     # Events and delivery.
     event_retention_seconds: int = 3600
     delta_coalesce_ms: float = 50.0
+    # Beyond this many generations in one worker process the window grows in proportion, up to the max.
+    delta_coalesce_busy_replies: int = 10
+    delta_coalesce_max_ms: float = 250.0
     # Celery task events (a broker publish per task state change); Flower turns them on while it watches.
     task_events: bool = False
     ws_send_queue_size: int = 2000

@@ -117,6 +117,9 @@ class Message(IdMixin, TimestampMixin, Base):
     system_prompt_id: Mapped[uuid.UUID | None]  # an AssistantPrompt; no foreign key on this hot insert
     prompt_tokens: Mapped[int | None]
     completion_tokens: Mapped[int | None]
+    # The estimated tokens of the final content (services.chat.prompt.message_tokens, without framing),
+    # written with it; None on older rows, estimated when read.
+    tokens: Mapped[int | None] = mapped_column(default=None)
     cost_micros: Mapped[int | None] = mapped_column(BigInteger)
     citations: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
     idempotency_key: Mapped[str | None] = mapped_column(String(200))

@@ -20,7 +20,7 @@ from api.schemas import (
     QueuedReply,
 )
 from core.logging import request_id_var
-from services.conversations import dialogs, messages
+from services.conversations import accept, dialogs, messages
 
 router = APIRouter(prefix="/api", tags=["dialogs"])
 
@@ -57,7 +57,7 @@ async def post_message(
     session: SessionDep,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> PostMessageOut:
-    posted = await messages.post_message(
+    turn = await accept.accept_message(
         session,
         caller.user,
         dialog_id,
@@ -68,9 +68,11 @@ async def post_message(
     )
     return PostMessageOut(
         message=PostedUserMessage(
-            id=posted.message.id, content=posted.message.content, created_at=posted.message.created_at
+            id=turn.message.id, content=turn.message.content, created_at=turn.message.created_at
         ),
-        reply=QueuedReply(id=posted.reply.id, status=posted.reply.status.value) if posted.reply else None,
+        reply=QueuedReply(id=turn.reply_id, status=turn.reply_status.value)
+        if turn.reply_id is not None and turn.reply_status is not None
+        else None,
     )
 
 

@@ -1,6 +1,7 @@
 """Turns a provider's token stream into coalesced ``reply.delta`` events.
 
-Deltas are batched for ``window`` seconds (the first is sent at once, for time to first token).
+Deltas are batched for ``window`` seconds (the first is sent at once, for time to first token); the window
+grows with the number of generations the process runs, so a busy worker publishes fewer, larger events.
 Across attempts of one reply the publisher remembers what clients already have: a regenerated reply
 that repeats that text publishes only what is new; one that diverges publishes a ``reset`` delta
 carrying the whole new text, which replaces what the client shows.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -30,6 +31,14 @@ def delivered_text(frames: Iterable[dict[str, Any]], reply_id: uuid.UUID) -> str
     return text
 
 
+def coalesce_window(base_ms: float, max_ms: float, busy_replies: int, running: int) -> float:
+    """Seconds over which a reply's deltas gather: ``base_ms`` while the process generates up to
+    ``busy_replies`` replies, then growing in proportion to them (each event costs the worker a Redis
+    write and every API process a fan-out, whatever its size) up to ``max_ms``."""
+    scale = running / busy_replies if busy_replies > 0 else 1.0
+    return min(max_ms, base_ms * max(1.0, scale)) / 1000 if max_ms > base_ms else base_ms / 1000
+
+
 def frames_from_replay(pairs: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     return [orjson.loads(frame) for _, frame in pairs]
 
@@ -38,11 +47,19 @@ class DeltaPublisher:
     """Coalesces one reply's deltas. ``feed`` never waits for Redis: events are queued in order on the
     loop's shared publisher, and ``finish`` waits until every one of them has been written."""
 
-    def __init__(self, bus: EventBus, topic: str, reply_id: uuid.UUID, window: float, delivered: str = ""):
+    def __init__(
+        self,
+        bus: EventBus,
+        topic: str,
+        reply_id: uuid.UUID,
+        window: float | Callable[[], float],
+        delivered: str = "",
+    ):
         self._bus = bus
         self._topic = topic
         self._reply_id = str(reply_id)
-        self._window = window
+        # Seconds, or a function of the moment's load that says how many.
+        self._window = window if callable(window) else (lambda: window)
         self.delivered = delivered
         self._parts: list[str] = []
         self._text = ""
@@ -64,7 +81,7 @@ class DeltaPublisher:
 
     def feed(self, delta: str) -> None:
         self._parts.append(delta)
-        wait = self._last_flush + self._window - time.monotonic()
+        wait = self._last_flush + self._window() - time.monotonic()
         if wait <= 0:
             self.flush()
         elif self._timer is None:

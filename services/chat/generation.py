@@ -27,7 +27,7 @@ from core.unit_of_work import send_now
 from models import ReplyStatus
 from services.chat import replies
 from services.chat.cancellation import CancelWatcher, cancel_requested_among, is_cancel_requested
-from services.chat.delivery import DeltaPublisher, delivered_text, frames_from_replay
+from services.chat.delivery import DeltaPublisher, coalesce_window, delivered_text, frames_from_replay
 from services.providers import get_provider
 from services.providers.base import ChatRequest, ProviderError, Usage
 from services.providers.tokens import estimate_tokens
@@ -57,6 +57,14 @@ class Runtime:
     watcher: CancelWatcher = field(default_factory=CancelWatcher)
     running: dict[uuid.UUID, int] = field(default_factory=dict)
     heartbeat_task: asyncio.Task[None] | None = None
+
+    def coalesce_window(self) -> float:
+        """The delta window for the load of the moment: more generations, fewer and larger events."""
+        settings = get_settings()
+        return coalesce_window(
+            settings.delta_coalesce_ms, settings.delta_coalesce_max_ms, settings.delta_coalesce_busy_replies,
+            len(self.running),
+        )  # fmt: skip
 
     def ensure_heartbeat(self) -> None:
         if self.heartbeat_task is None or self.heartbeat_task.done():
@@ -102,7 +110,7 @@ async def generate_reply(reply_id: uuid.UUID, attempt: int) -> str:
             delivered = delivered_text(
                 frames_from_replay(await rt.bus.areplay(topic, "0", count=100_000)), reply_id
             )
-        publisher = DeltaPublisher(rt.bus, topic, reply_id, settings.delta_coalesce_ms / 1000, delivered)
+        publisher = DeltaPublisher(rt.bus, topic, reply_id, rt.coalesce_window, delivered)
         if not job.resumed:
             # The request id lets one turn be followed from the API's log through the worker to here.
             started_data = {"reply_id": str(reply_id), "request_id": request_id_var.get()}

@@ -11,8 +11,13 @@ from services.providers.tokens import estimate_tokens
 MESSAGE_OVERHEAD_TOKENS = 4
 
 
-def message_tokens(content: str) -> int:
-    return estimate_tokens(content) + MESSAGE_OVERHEAD_TOKENS
+def message_tokens(content: str, tokens: int | None = None) -> int:
+    """A message's cost in the prompt; ``tokens``, when known, is its content's estimate stored with it."""
+    return (estimate_tokens(content) if tokens is None else tokens) + MESSAGE_OVERHEAD_TOKENS
+
+
+# A history message: (role, content), or (role, content, its stored token estimate or None).
+HistoryItem = tuple[str, str] | tuple[str, str, int | None]
 
 
 KNOWLEDGE_HEADER = (
@@ -40,13 +45,13 @@ def knowledge_block(passages: Sequence[tuple[str, str]], budget_tokens: int) -> 
 
 def build_prompt(
     system_prompt: str,
-    history: Sequence[tuple[str, str]],
+    history: Sequence[HistoryItem],
     new_message: str,
     context_tokens: int,
     max_tokens: int,
     knowledge: str = "",
 ) -> list[ChatMessage]:
-    """``history`` is (role, content) oldest first, without the new message.
+    """``history`` is oldest first, without the new message; a stored token estimate spares estimating it.
 
     Older turns that do not fit ``context_tokens - max_tokens`` are dropped, the newest kept; the system
     prompt, the ``knowledge`` section (appended to it) and the new message always stay."""
@@ -56,8 +61,9 @@ def build_prompt(
     if system_prompt:
         budget -= message_tokens(system_prompt)
     kept: list[ChatMessage] = []
-    for role, content in reversed(history):
-        cost = message_tokens(content)
+    for item in reversed(history):
+        role, content = item[0], item[1]
+        cost = message_tokens(content, item[2] if len(item) > 2 else None)
         if cost > budget:
             break
         budget -= cost

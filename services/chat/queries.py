@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from models import MessageRole, ReplyStatus
+from services.providers.tokens import estimate_tokens
 
 _STATUSES = {
     "assistant": MessageRole.assistant.value,
@@ -53,8 +54,8 @@ _CLAIM = """
         a.llm_provider,
         a.retrieval_top_k, a.retrieval_min_score, u.content AS user_content,
         EXISTS (SELECT 1 FROM chunks WHERE chunks.assistant_id = a.id) AS has_knowledge,
-        (SELECT coalesce(json_agg(json_build_array(h.role, h.content) ORDER BY h.seq), '[]')
-         FROM (SELECT role, content, seq FROM messages
+        (SELECT coalesce(json_agg(json_build_array(h.role, h.content, h.tokens) ORDER BY h.seq), '[]')
+         FROM (SELECT role, content, tokens, seq FROM messages
                WHERE dialog_id = r.dialog_id AND seq < u.seq AND status = %(completed)s AND content <> ''
                ORDER BY seq DESC LIMIT %(history)s) AS h) AS history
 """
@@ -62,7 +63,8 @@ _CLAIM = """
 
 _FINISH = """
     UPDATE messages
-    SET status = %(status)s, content = %(content)s, completed_at = %(now)s, error = %(error)s,
+    SET status = %(status)s, content = %(content)s, tokens = %(tokens)s, completed_at = %(now)s,
+        error = %(error)s,
         prompt_tokens = %(prompt_tokens)s, completion_tokens = %(completion_tokens)s,
         citations = coalesce(%(citations)s, citations)
     WHERE id = %(reply_id)s AND attempt = %(attempt)s AND status = %(generating)s
@@ -100,7 +102,8 @@ async def finish_reply(
     attempt no longer owns the reply (nothing is written then)."""
     params = {
         **_STATUSES, "reply_id": reply_id, "attempt": attempt, "status": status.value, "content": content,
-        "now": datetime.now(UTC), "error": Jsonb(error) if error is not None else None,
+        "tokens": estimate_tokens(content), "now": datetime.now(UTC),
+        "error": Jsonb(error) if error is not None else None,
         "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
         "citations": Jsonb(citations) if citations is not None else None,
     }  # fmt: skip

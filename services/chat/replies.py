@@ -62,7 +62,7 @@ async def claim(conn: AsyncConnection[Any], reply_id: uuid.UUID, attempt: int) -
             knowledge, passages, citations = await _knowledge_for(session, row, settings.llm_context_tokens)
     messages = build_prompt(
         row["system_prompt"],
-        [(role, content) for role, content in row["history"]],
+        [(role, content, tokens) for role, content, tokens in row["history"]],
         row["user_content"],
         settings.llm_context_tokens,
         row["max_tokens"],

@@ -23,6 +23,7 @@ from services.chat import cancellation
 from services.conversations import chat_slots, dialogs, widget_budget
 from services.errors import Conflict, InsufficientBalance, NotFound, ServiceError
 from services.pagination import Page
+from services.providers.tokens import estimate_tokens
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ async def post_message(
     # The assistant comes along for the reply's generation settings (a query fewer on the hottest endpoint).
     dialog, assistant = await dialogs.get_writable_with_assistant(session, user, dialog_id)
     if idempotency_key:
-        earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
+        earlier = await find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
         if earlier is not None:
-            return _same_request_or_conflict(earlier, dialog_id, content)
+            return same_request_or_conflict(earlier, dialog_id, content)
     if via_widget:
         await widget_budget.enforce(session, assistant)
     message, reply = turn_rows(dialog, assistant, content, request_id, idempotency_key)
@@ -70,10 +71,10 @@ async def post_message(
                 await session.flush()
         except IntegrityError:
             # A concurrent request with the same key won the race; answer with its rows.
-            earlier = await _find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
+            earlier = await find_by_idempotency_key(session, dialog.owner_id, idempotency_key)
             if earlier is None:
                 raise
-            return _same_request_or_conflict(earlier, dialog_id, content)
+            return same_request_or_conflict(earlier, dialog_id, content)
     if held:
         _publish_created(session, message)
         return PostedMessage(message, None)
@@ -102,7 +103,7 @@ def turn_rows(
         model=assistant.model,
         max_tokens=min(assistant.max_tokens, dialog.max_tokens or assistant.max_tokens),
         temperature=assistant.temperature if dialog.temperature is None else dialog.temperature,
-        system_prompt_id=assistant.prompt_version_id,
+        system_prompt_id=assistant.prompt_version_id, tokens=None,
     )  # fmt: skip
     return message, reply
 
@@ -119,7 +120,7 @@ def written_message(
         id=uuid.uuid4(), owner_id=dialog.owner_id, dialog_id=dialog.id, role=role,
         content=content, status=ReplyStatus.completed, reply_to_id=None,
         idempotency_key=idempotency_key, request_id=request_id, completed_at=datetime.now(UTC),
-        model=None, max_tokens=None, temperature=None, system_prompt_id=None,
+        model=None, max_tokens=None, temperature=None, system_prompt_id=None, tokens=estimate_tokens(content),
     )  # fmt: skip
 
 
@@ -149,7 +150,7 @@ async def queue_reply(
                 raise InsufficientBalance("The assistant cannot answer right now") from None
             raise
     outbox.enqueue(session, TASKS.generate_reply, str(reply.id), reply.attempt)
-    outbox.on_dispatch_failure(session, _undo_post(message.id, reply.id))
+    outbox.on_dispatch_failure(session, undo_post(message.id, reply.id))
 
 
 def _publish_created(session: AsyncSession, message: Message) -> None:
@@ -166,7 +167,7 @@ def _publish_created(session: AsyncSession, message: Message) -> None:
     outbox.after_commit(session, lambda: bus.apublish(topic, "message.created", data))
 
 
-def _undo_post(message_id: uuid.UUID, reply_id: uuid.UUID) -> Callable[[AsyncSession], Awaitable[None]]:
+def undo_post(message_id: uuid.UUID, reply_id: uuid.UUID) -> Callable[[AsyncSession], Awaitable[None]]:
     async def undo(session: AsyncSession) -> None:
         await holds.release_hold(session, reply_id)
         await session.execute(delete(Message).where(Message.id.in_([reply_id, message_id])))
@@ -174,7 +175,7 @@ def _undo_post(message_id: uuid.UUID, reply_id: uuid.UUID) -> Callable[[AsyncSes
     return undo
 
 
-async def _find_by_idempotency_key(
+async def find_by_idempotency_key(
     session: AsyncSession, owner_id: uuid.UUID, key: str
 ) -> PostedMessage | None:
     window_start = datetime.now(UTC) - timedelta(seconds=get_settings().idempotency_window_seconds)
@@ -192,7 +193,7 @@ async def _find_by_idempotency_key(
     return PostedMessage(message, reply)
 
 
-def _same_request_or_conflict(earlier: PostedMessage, dialog_id: uuid.UUID, content: str) -> PostedMessage:
+def same_request_or_conflict(earlier: PostedMessage, dialog_id: uuid.UUID, content: str) -> PostedMessage:
     if earlier.message.dialog_id != dialog_id or earlier.message.content != content:
         raise Conflict("This Idempotency-Key was used for a different request")
     return earlier

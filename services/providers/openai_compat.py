@@ -8,13 +8,12 @@ several times more CPU per chunk, and CPU per chunk bounds how many streams one 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import httpx2
 import openai
 import orjson
-from openai.types.chat import ChatCompletionMessageParam
 
 from services.providers.base import (
     ChatRequest,
@@ -57,9 +56,12 @@ class OpenAICompatibleProvider:
         try:
             async with self._client.chat.completions.with_streaming_response.create(
                 model=request.model,
-                # Each message is one of the SDK's per-role TypedDicts; ours has the roles in one Literal,
-                # which the checker cannot split across the SDK's union.
-                messages=cast("list[ChatCompletionMessageParam]", request.messages),
+                # The messages go in as they are, in the body's extras (which replace the field): the SDK
+                # otherwise walks every message of the history through its TypedDict transform, which
+                # cost more CPU than the rest of the request with a long conversation. Ours are plain
+                # {role, content} dicts already.
+                messages=[],
+                extra_body={"messages": request.messages},
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
                 stream=True,

@@ -388,3 +388,31 @@ async def test_reconciliation_reports_a_corrupted_balance(
         victim.user_id,
     )
     stop_billing(workers)
+
+
+async def test_a_price_or_assistant_edit_applies_to_the_next_message(
+    http: httpx.AsyncClient, stack: Stack, database_url: str, workers: dict[str, Child]
+) -> None:
+    """The accept path reads the assistant and its model's price with the dialog on every message: nothing
+    cached in the API process can price a message with settings that have since changed."""
+    stop_billing(workers)  # holds stay open: each one shows what its message was priced at
+    boss, user = await admin(http, database_url), await signup(http, "editing")
+    for model, price in (("edited-model", PRICEY), ("other-model", {k: v // 5 for k, v in PRICEY.items()})):
+        r = await http.put(f"/api/admin/prices/{model}", json=price, headers=boss.headers)
+        assert r.status_code == 200, r.text
+    assistant_id, dialog_id = await new_dialog(http, user, model="edited-model", max_tokens=MAX_TOKENS)
+
+    async def hold_of_next_message() -> int:
+        reply_id = (await post_message(http, user, dialog_id, "hello"))["reply"]["id"]
+        return dict(entries_for(database_url, reply_id))["hold"]
+
+    assert await hold_of_next_message() == HOLD
+    doubled = {k: v * 2 for k, v in PRICEY.items()}
+    r = await http.put("/api/admin/prices/edited-model", json=doubled, headers=boss.headers)
+    assert r.status_code == 200, r.text
+    assert await hold_of_next_message() == 2 * HOLD
+    r = await http.patch(
+        f"/api/assistants/{assistant_id}", json={"model": "other-model"}, headers=user.headers
+    )
+    assert r.status_code == 200, r.text
+    assert await hold_of_next_message() == HOLD // 5

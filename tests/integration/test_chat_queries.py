@@ -36,7 +36,7 @@ class Turn:
     async def state(self) -> dict[str, object]:
         row = await (
             await self.rows.conn.execute(
-                "SELECT status::text, attempt, content, prompt_tokens FROM messages WHERE id = %s",
+                "SELECT status::text, attempt, content, prompt_tokens, tokens FROM messages WHERE id = %s",
                 (self.reply,),
             )
         ).fetchone()
@@ -61,7 +61,10 @@ async def test_a_claim_takes_a_queued_reply_once_with_what_its_prompt_needs(pg: 
         100,
         False,
     )
-    assert [content for _, content in row["history"]] == ["h1", "h2"], "the last two completed, in order"
+    assert [content for _, content, _tokens in row["history"]] == ["h1", "h2"], (
+        "the last two completed, in order"
+    )
+    assert [tokens for _, _, tokens in row["history"]] == [None, None], "older rows have no stored estimate"
     assert row["has_knowledge"] is False
     assert (await turn.state())["status"] == "generating"
     assert await claim(pg, turn) is None, "generating and alive: not taken again"
@@ -100,6 +103,7 @@ async def test_finish_ends_only_its_own_generating_attempt(pg: Connection) -> No
         "attempt": 1,
         "content": "the answer",
         "prompt_tokens": 7,
+        "tokens": 3,  # its content's estimate, stored for the prompts of later turns
     }
     again = await queries.finish_reply(
         pg, turn.reply, 1, ReplyStatus.failed, "", {"code": "x"}, None, None, None

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from services.chat.delivery import DeltaPublisher, delivered_text
+from services.chat.delivery import DeltaPublisher, coalesce_window, delivered_text
 
 
 class RecordingBus:
@@ -97,3 +97,24 @@ async def test_a_stalled_stream_still_shows_its_pending_text_after_the_window() 
     assert [e["data"]["text"] for e in bus.events] == ["first ", "second"]
     assert await pub.finish() == "first second"
     assert len(bus.events) == 2
+
+
+def test_the_window_grows_with_the_generations_in_flight_up_to_its_max() -> None:
+    assert coalesce_window(50, 250, 20, 0) == 0.05
+    assert coalesce_window(50, 250, 20, 20) == 0.05
+    assert coalesce_window(50, 250, 20, 60) == 0.15
+    assert coalesce_window(50, 250, 20, 500) == 0.25
+    assert coalesce_window(50, 50, 20, 500) == 0.05  # a max at the base keeps the window fixed
+
+
+async def test_a_window_function_is_read_at_each_delta() -> None:
+    bus = RecordingBus()
+    windows = [60.0]
+    pub = DeltaPublisher(bus, "dialog:x", REPLY, lambda: windows[0])  # type: ignore[arg-type]
+    pub.feed("a")
+    pub.feed("b")
+    assert [e["data"]["text"] for e in bus.events] == ["a"]
+    windows[0] = 0.0  # the load dropped: the next delta goes at once
+    pub.feed("c")
+    assert [e["data"]["text"] for e in bus.events] == ["a", "bc"]
+    await pub.finish()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from services.chat.prompt import build_prompt, message_tokens
+from services.chat.prompt import MESSAGE_OVERHEAD_TOKENS, build_prompt, message_tokens
 
 
 def test_everything_fits() -> None:
@@ -22,3 +22,11 @@ def test_oldest_turns_are_dropped_first_and_the_new_message_always_stays() -> No
 def test_no_system_prompt_and_no_room_for_history() -> None:
     prompt = build_prompt("", [("user", "old " * 100)], "new", context_tokens=60, max_tokens=50)
     assert prompt == [{"role": "user", "content": "new"}]
+
+
+def test_a_stored_token_estimate_is_used_instead_of_estimating_the_text() -> None:
+    # The same text twice: stored as costing more than the budget, the older message is dropped.
+    history = [("user", "short", 10_000), ("assistant", "short", None), ("user", "short", 1)]
+    prompt = build_prompt("", history, "new", context_tokens=500, max_tokens=50)
+    assert [m["role"] for m in prompt] == ["assistant", "user", "user"]
+    assert message_tokens("short", 7) == 7 + MESSAGE_OVERHEAD_TOKENS
