@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.console import mount_console
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
 from api.openapi_links import install_links
@@ -106,4 +107,5 @@ def create_app() -> FastAPI:
     for module in routers:
         app.include_router(module.router)
     install_links(app)
+    mount_console(app)
     return app
