@@ -60,7 +60,9 @@ def test_an_unknown_console_path_is_the_export_404_page(client: TestClient) -> N
     assert "Not found" in response.text
 
 
-def test_without_an_export_the_api_runs_and_app_is_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_an_export_the_api_runs_and_app_is_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for client in _client(tmp_path / "missing", monkeypatch):
         assert client.get("/app/").status_code == 404
         assert client.get("/health/live").status_code == 200
