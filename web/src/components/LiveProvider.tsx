@@ -69,7 +69,7 @@ export function useLive(): LiveContext {
 }
 
 /** Calls `handler` for each event of `topic` while the component is mounted. */
-export function useTopic(topic: string | null, handler: (event: LiveEvent) => void): void {
+export function useTopic(topic: string | null, handler: (event: LiveEvent) => void, from: string | null = null): void {
   const { socket } = useLive();
   const latest = useRef(handler);
   useEffect(() => {
@@ -77,6 +77,6 @@ export function useTopic(topic: string | null, handler: (event: LiveEvent) => vo
   });
   useEffect(() => {
     if (!socket || !topic) return;
-    return socket.subscribe(topic, (event) => latest.current(event));
-  }, [socket, topic]);
+    return socket.subscribe(topic, (event) => latest.current(event), from);
+  }, [socket, topic, from]);
 }
