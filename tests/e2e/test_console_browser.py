@@ -139,10 +139,16 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
+# Script errors of every console page, reported with a failing step.
+PAGE_ERRORS: list[str] = []
+
+
 async def _context(browser: Browser, base_url: str) -> BrowserContext:
     context = await browser.new_context(viewport={"width": 1280, "height": 860}, base_url=base_url)
     await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     context.set_default_timeout(TIMEOUT_MS)
+    context.on("weberror", lambda error: PAGE_ERRORS.append(str(error.error)))
+    context.on("console", lambda message: message.type == "error" and PAGE_ERRORS.append(message.text))
     return context
 
 
@@ -354,6 +360,8 @@ async def test_console_journey(
         await read_inbox(page)
         await top_up(page, http, fake_stripe)
         await see_analytics(page)
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}\nscript errors in the console: {PAGE_ERRORS}") from None
     finally:
         await context.close()
     await admin_changes_a_price(browser, stack.base_url, http, database_url)

@@ -105,14 +105,17 @@ function Chat({ dialog }: { dialog: Dialog }) {
     onSuccess: (posted) => {
       setText("");
       setTurns((current) => {
-        const added: Turn[] = [];
-        if (!current.some((t) => t.id === posted.message.id)) {
-          added.push({ id: posted.message.id, role: "user", content: posted.message.content, status: "completed", error: null, usage: null, cost_micros: null, citations: [] });
+        let next = current;
+        if (posted.reply && !next.some((t) => t.id === posted.reply!.id)) {
+          next = [...next, { id: posted.reply.id, role: "assistant", content: "", status: posted.reply.status, error: null, usage: null, cost_micros: null, citations: [] }];
         }
-        if (posted.reply && !current.some((t) => t.id === posted.reply!.id)) {
-          added.push({ id: posted.reply.id, role: "assistant", content: "", status: posted.reply.status, error: null, usage: null, cost_micros: null, citations: [] });
+        if (!next.some((t) => t.id === posted.message.id)) {
+          // Events may have shown the reply before this answer arrived: the question goes before it.
+          const question: Turn = { id: posted.message.id, role: "user", content: posted.message.content, status: "completed", error: null, usage: null, cost_micros: null, citations: [] };
+          const at = posted.reply ? next.findIndex((t) => t.id === posted.reply!.id) : -1;
+          next = at >= 0 ? [...next.slice(0, at), question, ...next.slice(at)] : [...next, question];
         }
-        return [...current, ...added];
+        return next;
       });
     },
   });
