@@ -30,7 +30,7 @@ from tests.fixtures.api import signup
 from tests.fixtures.billing import make_admin
 from tests.fixtures.fake_stripe import FakeStripe
 from tests.fixtures.fake_telegram import FakeTelegram
-from tests.fixtures.processes import free_port
+from tests.fixtures.processes import ARTIFACTS, free_port
 from tests.fixtures.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,10 +203,11 @@ async def upload_document(page: Page, tmp: Path) -> None:
     notes.write_text("Opening hours. The shop opens at nine and closes at six.\n", encoding="utf-8")
     await page.locator("#files").set_input_files([str(policy), str(notes)])
     await expect(page.get_by_text("returns.md: uploaded, indexing")).to_be_visible()
-    rows = page.locator("tr[data-document-status]")
-    await expect(rows).to_have_count(2)
-    # document.status events move each row to ready without a reload.
-    await expect(page.locator("tr[data-document-status=ready]")).to_have_count(2, timeout=SLOW_MS)
+    await expect(page.get_by_text("notes.txt: uploaded, indexing")).to_be_visible()
+    await expect(page.locator("tr[data-document-status]")).to_have_count(2)
+    # document.status events move the row to ready without a reload.
+    returns = page.locator("tr[data-document-status]", has_text="returns.md")
+    await expect(returns).to_have_attribute("data-document-status", "ready", timeout=SLOW_MS)
     await page.get_by_label("Query").fill("return a kettle")
     await page.get_by_role("button", name="Search", exact=True).click()
     await expect(page.get_by_text(re.compile(r"returns\.md · score"))).to_be_visible(timeout=SLOW_MS)
@@ -361,6 +362,7 @@ async def test_console_journey(
         await top_up(page, http, fake_stripe)
         await see_analytics(page)
     except AssertionError as failed:
+        await page.screenshot(path=str(ARTIFACTS / "test_console_browser" / "failed.png"), full_page=True)
         raise AssertionError(f"{failed}\nscript errors in the console: {PAGE_ERRORS}") from None
     finally:
         await context.close()

@@ -73,7 +73,10 @@ function Chat({ dialog }: { dialog: Dialog }) {
   }, [history.data]);
   // From "0": the whole retained history of this dialog, so nothing sent before the subscription is missed.
   useTopic(`dialog:${dialog.id}`, (event) => setTurns((current) => applyEvent(current, event)), "0");
-  useEffect(() => bottom.current?.scrollIntoView?.({ block: "end" }), [turns]);
+  useEffect(() => {
+    // Braces: newer browsers return a promise from scrollIntoView, and an effect may return only a cleanup.
+    bottom.current?.scrollIntoView?.({ block: "end" });
+  }, [turns]);
 
   // The charge lands after the reply completes; fetch it once for replies that show none yet.
   const pendingCost = turns.filter((t) => t.role === "assistant" && t.status === "completed" && t.cost_micros === null);
@@ -178,7 +181,9 @@ function Playground() {
   const { assistantId } = useSelectedAssistant();
   const queryClient = useQueryClient();
   const [dialog, setDialog] = useState<Dialog | null>(null);
-  useEffect(() => setDialog(null), [assistantId]);
+  useEffect(() => {
+    setDialog(null);
+  }, [assistantId]);
   const start = useMutation({
     mutationFn: () => api<Dialog>("/api/dialogs", { method: "POST", body: { assistant_id: assistantId, title: "Playground" } }),
     onSuccess: (d) => {
