@@ -87,7 +87,7 @@ function Chat({ dialog }: { dialog: Dialog }) {
       for (const id of pendingIds.split(",")) {
         try {
           const message = await api<Message>(`/api/messages/${id}`);
-          if (message.cost_micros !== null) {
+          if (typeof message.cost_micros === "number") {
             setTurns((current) => current.map((t) => (t.id === id ? { ...t, cost_micros: message.cost_micros, usage: message.usage } : t)));
           }
         } catch {
