@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.admission import install_admission
+from api.console import mount_console
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
 from api.openapi_links import install_links
@@ -108,4 +109,5 @@ def create_app() -> FastAPI:
     for module in routers:
         app.include_router(module.router)
     install_links(app)
+    mount_console(app)
     return app

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path(".data")
+    # The console's static export (web/out after `npm run build`); unset: the repository's web/out.
+    console_dir: Path | None = None
 
     # Infrastructure. Unset DATABASE_URL means the embedded Postgres under data_dir.
     database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL"))

@@ -24,6 +24,7 @@ from services.billing import accounts, pricing, reconcile
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 REFUNDED = "charge_refunded"
+PRICE_SET = "price_set"
 
 
 @router.get("/prices", response_model=PricesOut)
@@ -33,12 +34,20 @@ async def list_prices(_: AdminUser, session: SessionDep) -> PricesOut:
 
 @router.put("/prices/{model}", response_model=PriceOut)
 async def put_price(
-    body: PriceIn, _: AdminUser, session: SessionDep, model: str = Path(min_length=1, max_length=200)
+    body: PriceIn, admin: AdminUser, session: SessionDep, model: str = Path(min_length=1, max_length=200)
 ) -> PriceOut:
     kind = PriceKind(body.kind) if body.kind else None
     price = await pricing.set_price(
         session, model, body.input_micros_per_mtok, body.output_micros_per_mtok, kind
     )
+    # Prices decide what every owner pays, so who changed one and to what is kept.
+    audit.record(
+        session, PRICE_SET, actor_id=admin.id, subject=model,
+        details={
+            "input_micros_per_mtok": price.input_micros_per_mtok,
+            "output_micros_per_mtok": price.output_micros_per_mtok, "kind": str(price.kind),
+        },
+    )  # fmt: skip
     return PriceOut.model_validate(price)
 
 
