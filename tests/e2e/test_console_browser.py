@@ -240,6 +240,11 @@ async def connect_bot(page: Page, fake_telegram: FakeTelegram) -> str:
     bot = page.locator("[data-bot=kettle_shop_bot]")
     await expect(bot).to_contain_text("@kettle_shop_bot → Kettle shop")
     await expect(bot).to_contain_text("active")
+    await bot.get_by_role("button", name="Pause").click()
+    await expect(bot).to_contain_text("Paused by its owner")
+    await bot.get_by_role("button", name="Resume").click()
+    await expect(bot.get_by_role("button", name="Pause")).to_be_visible()
+    await expect(bot).not_to_contain_text("Paused by its owner")
     return token
 
 

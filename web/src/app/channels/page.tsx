@@ -109,6 +109,11 @@ function Telegram() {
     mutationFn: (id: string) => api(`/api/bots/${id}`, { method: "DELETE" }),
     onSuccess: () => queryClient.invalidateQueries({ queryKey: keys.bots }),
   });
+  const toggle = useMutation({
+    mutationFn: ({ id, action }: { id: string; action: "pause" | "resume" }) =>
+      api<Bot>(`/api/bots/${id}/${action}`, { method: "POST" }),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: keys.bots }),
+  });
   const nameOf = (id: string) => assistants.data?.items.find((a) => a.id === id)?.name ?? id;
   return (
     <section aria-labelledby="telegram-title" className="card">
@@ -128,7 +133,7 @@ function Telegram() {
           {connect.isPending ? "Connecting…" : "Connect bot"}
         </button>
       </form>
-      <ErrorText error={connect.error ?? remove.error} />
+      <ErrorText error={connect.error ?? remove.error ?? toggle.error} />
       <div className="mt-4">
         {bots.isPending ? (
           <Loading what="Loading bots" />
@@ -152,7 +157,17 @@ function Telegram() {
                     {bot.disabled_reason && <p className="text-red-700">Disabled: {bot.disabled_reason}</p>}
                     {bot.last_webhook_error && <p className="text-amber-800">Last error: {bot.last_webhook_error}</p>}
                   </div>
-                  <ConfirmButton label="Delete" confirmLabel={`Delete @${bot.username}`} onConfirm={() => remove.mutate(bot.id)} />
+                  <div className="flex gap-2">
+                    <button
+                      type="button"
+                      className="btn-secondary"
+                      disabled={toggle.isPending}
+                      onClick={() => toggle.mutate({ id: bot.id, action: bot.status === "active" ? "pause" : "resume" })}
+                    >
+                      {bot.status === "active" ? "Pause" : "Resume"}
+                    </button>
+                    <ConfirmButton label="Delete" confirmLabel={`Delete @${bot.username}`} onConfirm={() => remove.mutate(bot.id)} />
+                  </div>
                 </div>
               </li>
             ))}
