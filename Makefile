@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test test-fast lint bench bench-knowledge clean redis chromium
+.PHONY: venv run test test-fast lint bench bench-knowledge bench-ws clean redis chromium pgbouncer
 
 venv: $(STAMP)
 
@@ -60,7 +60,18 @@ chromium:
 	  exit 1; \
 	fi
 
-test: venv redis chromium
+# tests/e2e/test_pgbouncer.py runs the stack behind Debian's pgbouncer (transaction mode).
+pgbouncer:
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing pgbouncer"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; \
+	else \
+	  echo "pgbouncer is not installed; install it with:  apt-get install -y pgbouncer" >&2; \
+	  exit 1; \
+	fi
+
+test: venv redis chromium pgbouncer
 	$(BIN)/pytest -q
 
 # The unit layer alone: no services, no processes.
@@ -79,6 +90,10 @@ bench: venv redis
 # Ingest rate and search at scale; SIZES=100000,1000000 adds the 1M-chunk run (long on 2 cores).
 bench-knowledge: venv redis
 	nice -n 10 $(BIN)/python bench/knowledge.py --sizes $${SIZES:-100000}
+
+# 10,000 WebSockets on one API process: memory per socket, delivery latency, slow consumers, reconnects.
+bench-ws: venv redis
+	$(BIN)/python -m bench.ws_fanout
 
 # Stops the embedded Postgres under .data (it outlives `make run` on purpose) and removes its data.
 clean:

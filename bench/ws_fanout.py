@@ -165,7 +165,9 @@ class _ClientProcess:
             if command == "connect":
                 reply: Any = await self.connect_all(resume=bool(arg))
             elif command == "record":
-                self.latencies, self.record = [], bool(arg)
+                if arg:
+                    self.latencies = []
+                self.record = bool(arg)
                 reply = None
             elif command == "latencies":
                 reply, self.latencies = self.latencies, []
@@ -489,8 +491,7 @@ async def run(cfg: Config) -> Results:
         storm_s = time.monotonic() - t0
         cpu1 = psutil.Process(api.proc.pid).cpu_times()
         await live
-        await asyncio.sleep(1.5)
-        received = {k: v for batch in await clients.aask("received") for k, v in batch.items()}
+        received = await _received_when_settled(clients)
         back = sum(c["ok"] for c in reconnected)
         published: dict[str, set[str]] = {}
         for topic, event_id in publisher.sent:
@@ -520,6 +521,18 @@ async def run(cfg: Config) -> Results:
         api.stop()
         stack.stop()
     return res
+
+
+async def _received_when_settled(clients: Clients) -> dict[int, tuple[str, list[str]]]:
+    """Each socket's (topic, event ids received), once the counts have stopped growing."""
+    last = -1
+    while True:
+        await asyncio.sleep(1.0)
+        received = {k: v for batch in await clients.aask("received") for k, v in batch.items()}
+        total = sum(len(ids) for _, ids in received.values())
+        if total == last:
+            return received
+        last = total
 
 
 def _report(cfg: Config, res: Results) -> str:
