@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import platform
 import random
 import resource
+import shlex
 import socket
 import time
 from dataclasses import dataclass, field
@@ -70,6 +72,8 @@ class Config:
     client_procs: int = 2
     connect_concurrency: int = 200  # connects in flight per client process
     redis_db: int = 14
+    ws: str = "auto"  # uvicorn's WebSocket implementation (--ws)
+    deflate: str | None = None  # --ws-per-message-deflate; None: as the systemd unit runs the API
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -112,7 +116,9 @@ class _ClientProcess:
             s.ws = await connect(self.ws_url, sock=sock, open_timeout=60, ping_interval=None, max_queue=16)
             await s.ws.send(orjson.dumps({"type": "auth", "token": s.token}).decode())
             last = s.last_id if resume else None
-            await s.ws.send(orjson.dumps({"type": "subscribe", "topic": s.topic, "last_event_id": last}).decode())
+            await s.ws.send(
+                orjson.dumps({"type": "subscribe", "topic": s.topic, "last_event_id": last}).decode()
+            )
             s.reader = asyncio.create_task(self._read(s))
             await asyncio.wait_for(s.subscribed.wait(), 120)
             return time.monotonic() - started
@@ -200,7 +206,9 @@ class _ClientProcess:
             conn.send(reply)
 
 
-def _client_main(conn: Connection, ws_url: str, assignments: list[tuple[int, str, str]], concurrency: int) -> None:
+def _client_main(
+    conn: Connection, ws_url: str, assignments: list[tuple[int, str, str]], concurrency: int
+) -> None:
     _raise_fd_limit()
     try:
         import uvloop
@@ -238,10 +246,8 @@ class Clients:
         return await asyncio.get_running_loop().run_in_executor(None, self.ask, command, arg)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError, EOFError):
             self.ask("stop")
-        except (OSError, EOFError):
-            pass
         for proc in self.procs:
             proc.join(timeout=10)
             if proc.is_alive():
@@ -291,12 +297,24 @@ async def _accounts(base_url: str, db_uri: str, cfg: Config) -> list[tuple[int, 
     return out
 
 
-def _start_api(stack: BenchStack) -> tuple[Child, str]:
+def _deployed_ws_options(deflate: str | None) -> list[str]:
+    """The ``--ws-…`` options of the systemd unit's uvicorn command (``deflate`` overrides one)."""
+    unit = (ROOT / "deploy" / "systemd" / "chatai-api@.service").read_text()
+    [command] = [line.partition("=")[2] for line in unit.splitlines() if line.startswith("ExecStart=")]
+    words = shlex.split(command)
+    options = {w: words[i + 1] for i, w in enumerate(words) if w.startswith("--ws-")}
+    if deflate is not None:
+        options["--ws-per-message-deflate"] = deflate
+    return [word for pair in options.items() for word in pair]
+
+
+def _start_api(stack: BenchStack, ws: str, deflate: str | None) -> tuple[Child, str]:
     """One uvicorn process started as the systemd unit starts it."""
     port = free_port()
     argv = python_argv(
         "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(port),
-        "--no-access-log", "--log-level", "warning", "--backlog", "4096",
+        "--no-access-log", "--log-level", "warning", "--backlog", "4096", "--ws", ws,
+        *_deployed_ws_options(deflate),
     )  # fmt: skip
     env = stack.env()
     api = Child("api", argv, env, Path(env["CHATAI_DATA_DIR"]))
@@ -350,7 +368,9 @@ class Publisher:
         ids = await asyncio.gather(*futures)
         self.sent += list(zip(topics, ids, strict=True))
 
-    async def steady(self, topics: list[str], rate: float, seconds: float, event_type: str = "bench.live") -> int:
+    async def steady(
+        self, topics: list[str], rate: float, seconds: float, event_type: str = "bench.live"
+    ) -> int:
         """``rate`` events/s for ``seconds``, each to a random topic, in ticks of 5 ms."""
         tick, sent, started = 0.005, 0, time.monotonic()
         futures: list[tuple[str, asyncio.Future[str]]] = []
@@ -398,7 +418,7 @@ async def run(cfg: Config) -> Results:
     stack = BenchStack(redis_url, llm_concurrency=1, log_level="WARNING", extra_env=cfg.extra_env)
     stack.redis.flushdb()
     stack.start_database()
-    api, base_url = _start_api(stack)
+    api, base_url = _start_api(stack, cfg.ws, cfg.deflate)
     stack.api = api
     clients: Clients | None = None
     publisher = Publisher(redis_url)
@@ -424,13 +444,19 @@ async def run(cfg: Config) -> Results:
         connect_cpu_ms = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) * 1000 / max(ok, 1)
         full = _settled_rss(api.proc.pid, 5)
         per_socket_kb = (full - idle) / max(ok, 1) / 1024
-        res.add("sockets connected and subscribed", f"{ok} / {cfg.sockets} in {elapsed:.1f} s",
-                f"({sum(c['failed'] for c in connected)} failed; API CPU {connect_cpu_ms:.2f} ms per socket)")
+        res.add(
+            "sockets connected and subscribed",
+            f"{ok} / {cfg.sockets} in {elapsed:.1f} s",
+            f"({sum(c['failed'] for c in connected)} failed; API CPU {connect_cpu_ms:.2f} ms per socket)",
+        )
         for c in connected:
             res.notes += [f"connect error: {e}" for e in c["errors"]]
         res.add("API RSS idle / with all sockets", f"{idle / 2**20:.1f} MiB / {full / 2**20:.1f} MiB")
-        res.add("API RSS per socket", f"{per_socket_kb:.1f} KB",
-                f"≤ {TARGET_KB_PER_SOCKET:g} KB: {_verdict(per_socket_kb <= TARGET_KB_PER_SOCKET)}")
+        res.add(
+            "API RSS per socket",
+            f"{per_socket_kb:.1f} KB",
+            f"≤ {TARGET_KB_PER_SOCKET:g} KB: {_verdict(per_socket_kb <= TARGET_KB_PER_SOCKET)}",
+        )
 
         # Steady fan-out.
         print(f"publishing {cfg.rate:g} events/s for {cfg.seconds:g} s", flush=True)
@@ -444,13 +470,22 @@ async def run(cfg: Config) -> Results:
         await clients.aask("record", False)
         latencies = [x for batch in await clients.aask("latencies") for x in batch]
         api_cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system
-        res.add("events published / frames received", f"{sent} / {len(latencies)}",
-                f"({sent / wall:.0f} events/s achieved)")
+        res.add(
+            "events published / frames received",
+            f"{sent} / {len(latencies)}",
+            f"({sent / wall:.0f} events/s achieved)",
+        )
         lat50, lat99 = p50(latencies), p99(latencies)
-        res.add("delivery XADD → frame, p50 / p99", f"{lat50:.1f} / {lat99:.1f} ms",
-                f"p99 ≤ {TARGET_P99_MS:g} ms: {_verdict(lat99 <= TARGET_P99_MS)}")
-        res.add("API CPU per event delivered", f"{api_cpu * 1000 / max(len(latencies), 1):.3f} ms",
-                f"({api_cpu / wall * 100:.0f} % of a core)")
+        res.add(
+            "delivery XADD → frame, p50 / p99",
+            f"{lat50:.1f} / {lat99:.1f} ms",
+            f"p99 ≤ {TARGET_P99_MS:g} ms: {_verdict(lat99 <= TARGET_P99_MS)}",
+        )
+        res.add(
+            "API CPU per event delivered",
+            f"{api_cpu * 1000 / max(len(latencies), 1):.3f} ms",
+            f"({api_cpu / wall * 100:.0f} % of a core)",
+        )
         steady_rss = _rss(api.proc.pid)
 
         # Slow consumers.
@@ -470,12 +505,17 @@ async def run(cfg: Config) -> Results:
             codes = {k: v for batch in await clients.aask("resume_paused") for k, v in batch.items()}
             closed = sum(1 for code in codes.values() if code == 4008)
             after = _settled_rss(api.proc.pid, 5)
-            res.add("slow consumers closed with 4008", f"{closed} / {len(slow)}",
-                    f"({cfg.slow_burst} events of {cfg.slow_event_bytes} B each in {burst_s:.1f} s; "
-                    f"{_verdict(closed == len(slow))})")
-            res.add("API RSS before / peak / after the slow consumers",
-                    f"{before / 2**20:.1f} / {peak / 2**20:.1f} / {after / 2**20:.1f} MiB",
-                    f"(after steady fan-out: {steady_rss / 2**20:.1f} MiB)")
+            res.add(
+                "slow consumers closed with 4008",
+                f"{closed} / {len(slow)}",
+                f"({cfg.slow_burst} events of {cfg.slow_event_bytes} B each in {burst_s:.1f} s; "
+                f"{_verdict(closed == len(slow))})",
+            )
+            res.add(
+                "API RSS before / peak / after the slow consumers",
+                f"{before / 2**20:.1f} / {peak / 2**20:.1f} / {after / 2**20:.1f} MiB",
+                f"(after steady fan-out: {steady_rss / 2**20:.1f} MiB)",
+            )
 
         # Reconnect storm.
         print("reconnect storm", flush=True)
@@ -506,14 +546,22 @@ async def run(cfg: Config) -> Results:
             1 for topic, gots in owners.items() for got in gots if published.get(topic, set()) <= got
         )
         reconnect_times = [t for c in reconnected for t in c["times"]]
-        res.add("reconnect storm: sockets back and subscribed", f"{back} / {ok} in {storm_s:.1f} s",
-                f"≤ {TARGET_STORM_S:g} s: {_verdict(back == ok and storm_s <= TARGET_STORM_S)}; per socket "
-                f"p50 {p50(reconnect_times):.2f} s, p99 {p99(reconnect_times):.2f} s")
-        res.add("reconnect storm: sockets with every event of their topic", f"{complete} / {ok}",
-                f"({missing} events missing; {len(publisher.sent)} published during the storm, "
-                f"{ok} of them while the sockets were away)")
-        res.add("API CPU per reconnect (auth, subscribe, replay)",
-                f"{(cpu1.user + cpu1.system - cpu0.user - cpu0.system) * 1000 / max(back, 1):.2f} ms")
+        res.add(
+            "reconnect storm: sockets back and subscribed",
+            f"{back} / {ok} in {storm_s:.1f} s",
+            f"≤ {TARGET_STORM_S:g} s: {_verdict(back == ok and storm_s <= TARGET_STORM_S)}; per socket "
+            f"p50 {p50(reconnect_times):.2f} s, p99 {p99(reconnect_times):.2f} s",
+        )
+        res.add(
+            "reconnect storm: sockets with every event of their topic",
+            f"{complete} / {ok}",
+            f"({missing} events missing; {len(publisher.sent)} published during the storm, "
+            f"{ok} of them while the sockets were away)",
+        )
+        res.add(
+            "API CPU per reconnect (auth, subscribe, replay)",
+            f"{(cpu1.user + cpu1.system - cpu0.user - cpu0.system) * 1000 / max(back, 1):.2f} ms",
+        )
     finally:
         if clients is not None:
             clients.stop()
@@ -539,7 +587,9 @@ def _report(cfg: Config, res: Results) -> str:
     lines = [
         "# WebSocket fan-out", "",
         f"`python -m bench.ws_fanout --sockets {cfg.sockets} --rate {cfg.rate:g} --seconds {cfg.seconds:g} "
-        f"--slow {cfg.slow}` on {platform.node()} ({os.cpu_count()} cores, shared), "
+        f"--slow {cfg.slow} --ws {cfg.ws}"
+        + (f" --deflate {cfg.deflate}" if cfg.deflate else "")
+        + f"` on {platform.node()} ({os.cpu_count()} cores, shared), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. One uvicorn API process; clients in "
         f"{cfg.client_procs} processes on the same machine.", "",
         "| measure | value | target / note |", "|---|---|---|",
@@ -559,11 +609,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=Config.users)
     parser.add_argument("--client-procs", type=int, default=Config.client_procs)
     parser.add_argument("--redis-db", type=int, default=Config.redis_db)
+    parser.add_argument("--ws", default=Config.ws, help="uvicorn's --ws implementation")
+    parser.add_argument(
+        "--deflate",
+        choices=["true", "false"],
+        default=None,
+        help="uvicorn's --ws-per-message-deflate (default: as deploy/systemd runs the API)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/ws_fanout.md")
     args = parser.parse_args(argv)
     cfg = Config(
         sockets=args.sockets, rate=args.rate, seconds=args.seconds, slow=args.slow, users=args.users,
-        client_procs=args.client_procs, redis_db=args.redis_db,
+        client_procs=args.client_procs, redis_db=args.redis_db, ws=args.ws, deflate=args.deflate,
     )  # fmt: skip
     res = asyncio.run(run(cfg))
     report = _report(cfg, res)

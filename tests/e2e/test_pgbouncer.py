@@ -22,7 +22,9 @@ from tests.fixtures.stack import FakeLLM, Stack, running_stack
 EMBEDDED_POSTGRES_USER = "embedded_postgres"
 PGBOUNCER = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
 
-pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason="pgbouncer is not installed (apt-get install pgbouncer)")
+pytestmark = pytest.mark.skipif(
+    PGBOUNCER is None, reason="pgbouncer is not installed (apt-get install pgbouncer)"
+)
 
 
 class PgBouncer:
