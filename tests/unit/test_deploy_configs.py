@@ -110,6 +110,8 @@ def test_systemd_api_outranks_workers_and_holds_its_sockets() -> None:
     api = _unit("chatai-api@.service")["Service"]
     # 10,000 WebSockets per process, each a file descriptor, plus its Redis and Postgres connections.
     assert int(api["LimitNOFILE"]) >= 20_000
+    # Per-message deflate doubles a socket's memory (zlib state) and costs more CPU than the frames.
+    assert "--ws-per-message-deflate false" in api["ExecStart"]
     # Workers saturating the cores must not starve the API: a larger CPU share and a higher priority
     # than every other unit.
     others = ["chatai-worker@.service", "chatai-beat.service", "chatai-flower.service",
@@ -194,6 +196,7 @@ def test_compose_file_matches_the_compose_spec_and_runs_every_process(tmp_path: 
             assert service["stop_grace_period"] == "16m" and _longest_task_seconds() < 16 * 60
             assert service["cpu_shares"] < services["api"]["cpu_shares"], name
     assert services["api"]["ulimits"]["nofile"]["soft"] >= 20_000
+    assert api[api.index("--ws-per-message-deflate") + 1] == "false"
     assert services["flower"]["cpu_shares"] < services["api"]["cpu_shares"]
 
     # Every application process reaches Postgres through PgBouncer in transaction mode, with
