@@ -66,7 +66,9 @@ class Config:
     rate: float = 2000.0
     seconds: float = 20.0
     slow: int = 20
-    slow_burst: int = 3000  # events per slow socket's topic: more than the send queue (2000) holds
+    # Events per slow socket's topic: more than the kernel's socket buffers (a few MB) and the send queue
+    # (2000 frames) hold together.
+    slow_burst: int = 8000
     slow_event_bytes: int = 1000
     users: int = 100
     client_procs: int = 2
@@ -192,7 +194,10 @@ class _ClientProcess:
                 paused = [s for s in self.sockets if not s.reading.is_set()]
                 for s in paused:
                     s.reading.set()
-                await asyncio.gather(*(s.reader for s in paused if s.reader), return_exceptions=True)
+                # A socket the API has not closed keeps its reader going: give up on it after a while.
+                readers = [s.reader for s in paused if s.reader]
+                if readers:
+                    await asyncio.wait(readers, timeout=30)
                 reply = {s.index: s.close_code for s in paused}
             elif command == "drop":
                 await self.drop_all()
