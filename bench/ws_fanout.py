@@ -112,9 +112,13 @@ class _ClientProcess:
         s.close_code = None
         async with self.gate:
             started = time.monotonic()
-            sock = socket.create_connection(("127.0.0.1", int(self.ws_url.split(":")[2].split("/")[0])))
-            # A small receive buffer, so a socket that stops reading backs up onto the server quickly.
+            # A small receive buffer, set before connecting so the advertised window stays small too: a
+            # socket that stops reading backs up onto the server instead of into the kernel here.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            sock.setblocking(False)
+            port = int(self.ws_url.split(":")[2].split("/")[0])
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
             s.ws = await connect(self.ws_url, sock=sock, open_timeout=60, ping_interval=None, max_queue=16)
             await s.ws.send(orjson.dumps({"type": "auth", "token": s.token}).decode())
             last = s.last_id if resume else None
