@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test test-fast lint bench bench-capacity bench-knowledge soak clean redis chromium console console-lint console-test
+.PHONY: venv run test test-fast lint bench bench-capacity bench-knowledge bench-ws soak clean redis chromium pgbouncer console console-lint console-test
 
 venv: $(STAMP)
 
@@ -60,6 +60,17 @@ chromium:
 	  exit 1; \
 	fi
 
+# tests/e2e/test_pgbouncer.py runs the stack behind Debian's pgbouncer (transaction mode).
+pgbouncer:
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing pgbouncer"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; \
+	else \
+	  echo "pgbouncer is not installed; install it with:  apt-get install -y pgbouncer" >&2; \
+	  exit 1; \
+	fi
+
 # The console (web/, a Next.js static export): installed when its lock changed, built when its sources
 # changed (cli/console_build.py keeps the stamp); a missing Node.js >= 18 is an error here, with the fix.
 CONSOLE := $(BIN)/python -m cli.console_build
@@ -82,7 +93,7 @@ console-test: venv
 	$(call console_npm,test)
 
 # The browser journey of tests/e2e serves web/out, so the console is built before pytest starts.
-test: venv redis chromium console console-test
+test: venv redis chromium pgbouncer console console-test
 	$(BIN)/pytest -q
 
 # The unit layer alone: no services, no processes.
@@ -113,6 +124,10 @@ MINUTES ?= 30
 RATE ?= 5
 soak: venv redis
 	$(BIN)/python bench/soak.py --minutes $(MINUTES) --rate $(RATE) $(SOAK_ARGS)
+
+# 10,000 WebSockets on one API process: memory per socket, delivery latency, slow consumers, reconnects.
+bench-ws: venv redis
+	$(BIN)/python -m bench.ws_fanout
 
 # Stops the embedded Postgres under .data (it outlives `make run` on purpose) and removes its data.
 clean:

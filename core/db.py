@@ -44,6 +44,15 @@ def _create_database_if_missing(libpq_uri: str, name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def connect_options() -> dict[str, object]:
+    """psycopg connection options every pool of this process uses.
+
+    Behind PgBouncer in transaction mode, psycopg must not prepare statements on the server
+    (``prepare_threshold=None``): a statement prepared in one transaction is gone, or belongs to another
+    client, when the next transaction lands on a different server connection."""
+    return {"prepare_threshold": None} if get_settings().db_pgbouncer else {}
+
+
 @lru_cache
 def async_engine() -> AsyncEngine:
     settings = get_settings()
@@ -53,6 +62,7 @@ def async_engine() -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
         pool_timeout=settings.db_pool_timeout_seconds,
+        connect_args=connect_options(),
     )
 
 
@@ -64,6 +74,7 @@ def sync_engine() -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        connect_args=connect_options(),
     )
 
 
@@ -102,7 +113,7 @@ async def _open_raw_pool() -> RawPool:
     # The pool's type parameter only tells the checker what row_factory gives; the class is the same.
     pool: RawPool = AsyncConnectionPool(
         libpq_url(), min_size=1, max_size=settings.db_pool_size, timeout=settings.db_pool_timeout_seconds,
-        kwargs={"row_factory": dict_row}, open=False,
+        kwargs={"row_factory": dict_row, **connect_options()}, open=False,
     )  # fmt: skip
     await pool.open()
     return pool

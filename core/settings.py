@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
     # How long a unit of work waits for a pooled connection before it fails as unavailable (503 / retry).
     db_pool_timeout_seconds: float = 30.0
+    # DATABASE_URL points at a PgBouncer in transaction mode: no server-side prepared statements, since
+    # the next transaction may run on another server connection (PgBouncer before 1.21, or without
+    # max_prepared_statements, does not track them).
+    db_pgbouncer: bool = False
     redis_max_connections: int = 200
 
     # Auth.

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import models
-from core.db import database_url
+from core.db import connect_options, database_url
 
 config = context.config
 if config.config_file_name is not None:
@@ -23,7 +23,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     url = config.attributes.get("database_url") or database_url()
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=connect_options())
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():

@@ -107,6 +107,22 @@ def test_systemd_workers_outlast_the_longest_task_and_cover_every_queue() -> Non
     assert "--basic-auth" in _unit("chatai-flower.service")["Service"]["ExecStart"]
 
 
+def test_systemd_api_outranks_workers_and_holds_its_sockets() -> None:
+    api = _unit("chatai-api@.service")["Service"]
+    # 10,000 WebSockets per process, each a file descriptor, plus its Redis and Postgres connections.
+    assert int(api["LimitNOFILE"]) >= 20_000
+    # Per-message deflate doubles a socket's memory (zlib state) and costs more CPU than the frames.
+    assert "--ws-per-message-deflate false" in api["ExecStart"]
+    # Workers saturating the cores must not starve the API: a larger CPU share and a higher priority
+    # than every other unit.
+    others = ["chatai-worker@.service", "chatai-beat.service", "chatai-flower.service",
+              "chatai-telegram-poller.service"]  # fmt: skip
+    for name in others:
+        service = _unit(name)["Service"]
+        assert int(api["CPUWeight"]) > int(service["CPUWeight"]), name
+        assert int(api["Nice"]) < int(service["Nice"]), name
+
+
 # --- nginx --------------------------------------------------------------------------------------------
 
 
@@ -215,6 +231,20 @@ def test_compose_file_matches_the_compose_spec_and_runs_every_process(tmp_path: 
     for name, service in services.items():
         if name.startswith("worker-"):
             assert service["stop_grace_period"] == "16m" and _longest_task_seconds() < 16 * 60
+            assert service["cpu_shares"] < services["api"]["cpu_shares"], name
+    assert services["api"]["ulimits"]["nofile"]["soft"] >= 20_000
+    assert api[api.index("--ws-per-message-deflate") + 1] == "false"
+    assert services["flower"]["cpu_shares"] < services["api"]["cpu_shares"]
+
+    # Every application process reaches Postgres through PgBouncer in transaction mode, with
+    # server-side prepared statements off; migrations alone go straight to Postgres.
+    bouncer = services["pgbouncer"]["environment"]
+    assert bouncer["POOL_MODE"] == "transaction" and bouncer["DB_HOST"] == "postgres"
+    app_env = compose["x-chatai"]["environment"]
+    assert "@pgbouncer:" in app_env["DATABASE_URL"] and app_env["CHATAI_DB_PGBOUNCER"] == "1"
+    assert "pgbouncer" in compose["x-chatai"]["depends_on"]
+    migrate_env = services["migrate"]["environment"]
+    assert "@postgres:5432/" in migrate_env["DATABASE_URL"] and migrate_env["CHATAI_DB_PGBOUNCER"] == "0"
 
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(path.read_text().replace("stop_grace_period: 16m", "stop_grace_period: [16m]", 1))
