@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test test-fast lint bench bench-knowledge clean redis chromium
+.PHONY: venv run test test-fast lint bench bench-knowledge chaos chaos-ci clean redis chromium
 
 venv: $(STAMP)
 
@@ -79,6 +79,15 @@ bench: venv redis
 # Ingest rate and search at scale; SIZES=100000,1000000 adds the 1M-chunk run (long on 2 cores).
 bench-knowledge: venv redis
 	nice -n 10 $(BIN)/python bench/knowledge.py --sizes $${SIZES:-100000}
+
+# Faults injected into the whole stack under traffic, with what was lost or doubled (bench/chaos.py);
+# BROKER=amqp://guest:guest@127.0.0.1:5672/ runs it with RabbitMQ as the broker (a vhost of its own).
+chaos: venv
+	$(BIN)/python bench/chaos.py $(if $(BROKER),--broker $(BROKER))
+
+# The short variant CI runs: one fault of each kind, about three minutes.
+chaos-ci: venv
+	$(BIN)/python bench/chaos.py --short $(if $(BROKER),--broker $(BROKER))
 
 # Stops the embedded Postgres under .data (it outlives `make run` on purpose) and removes its data.
 clean:
