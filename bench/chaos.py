@@ -478,6 +478,10 @@ class Traffic:
                         files={"file": (item.key, text.encode(), "text/plain")},
                         headers=owner.headers,
                     )
+                except httpx.ConnectError as e:
+                    item.refusals[type(e).__name__] += 1  # nothing was sent: safe to try again
+                    await asyncio.sleep(0.5)
+                    continue
                 except httpx.TransportError as e:
                     # Uploads carry no idempotency key: whether it was taken is for the check to find.
                     item.refusals[type(e).__name__] += 1
@@ -524,7 +528,7 @@ class Row:
     lost: list[str] = field(default_factory=list)
     doubled: list[str] = field(default_factory=list)
     recovered: float | None = None
-    pending: int = 0
+    refusals: Counter[str] = field(default_factory=Counter)  # the answers of the requests refused
     chat_start_p95: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -690,8 +694,9 @@ class Chaos:
     def chat_completed_since(self, since: float) -> bool:
         try:
             rows = self.system.sql(
-                "SELECT 1 FROM messages WHERE role = 'assistant' AND status = 'completed' AND created_at > "
-                "to_timestamp(%s) LIMIT 1",
+                "SELECT 1 FROM messages m JOIN dialogs d ON d.id = m.dialog_id WHERE d.source = 'app'"
+                " AND m.role = 'assistant' AND m.status = 'completed' AND m.created_at > to_timestamp(%s)"
+                " LIMIT 1",
                 since,
             )
         except psycopg.Error:
@@ -704,6 +709,7 @@ class Chaos:
             outcome, detail = outcomes[i]
             if outcome == "refused":
                 row.refused += 1
+                row.refusals.update(f"{item.kind} {answer}" for answer in item.refusals.elements())
                 continue
             row.accepted += 1
             if outcome == "completed":
@@ -881,6 +887,9 @@ def render(rows: list[Row], system: System, args: argparse.Namespace, seconds: f
             lines.append(
                 f"Chat replies started within {row.chat_start_p95:.2f} s (p95) while the queue was flooded."
             )
+        if row.refusals:
+            answers = ", ".join(f"{n} x {answer}" for answer, n in row.refusals.most_common())
+            lines.append(f"- {row.fault}: refused with {answers}")
         for detail in [*row.lost, *row.doubled][:10]:
             lines.append(f"- {row.fault}: {detail}")
     return "\n".join(lines) + "\n"
