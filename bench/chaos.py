@@ -592,13 +592,20 @@ def reply_outcome(key: str, status: str, content: str, code: str | None) -> tupl
 
 
 def telegram_sends(system: System) -> dict[str, list[str]]:
-    """Marker → the texts the fake Bot API accepted as new messages carrying it."""
+    """Marker → the final text of each message the fake Bot API shows carrying it (a reply streamed as
+    a message and its edits is one message; two messages for one marker is a reply sent twice)."""
     assert system.fake_telegram is not None
+    shown: dict[tuple[Any, Any], str] = {}
+    fake = system.fake_telegram
+    calls = sorted([*fake.calls("sendMessage"), *fake.calls("editMessageText")], key=lambda c: c["at"])
+    for call in calls:
+        if call.get("status") == 200:
+            shown[(call["chat_id"], call["message_id"])] = str(call["params"].get("text", ""))
     out: dict[str, list[str]] = {}
-    for call in system.fake_telegram.calls("sendMessage"):
-        words = str(call["params"].get("text", "")).split()
-        if call.get("status") == 200 and len(words) > 1:
-            out.setdefault(words[1], []).append(call["params"]["text"])
+    for text in shown.values():
+        words = text.split()
+        if len(words) > 1:
+            out.setdefault(words[1], []).append(text)
     return out
 
 
