@@ -37,3 +37,4 @@ def test_a_row_fails_on_anything_lost_doubled_or_not_recovered() -> None:
     assert not Row("f", lost=["x"], recovered=1.0).ok
     assert not Row("f", doubled=["x"], recovered=1.0).ok
     assert not Row("f", recovered=None).ok
+    assert not Row("f", problems=["chat replies waited 9 s behind the flood"], recovered=1.0).ok
