@@ -27,7 +27,7 @@ the work started during a fault is then checked from the database and the fakes'
 
 Every balance is compared with its ledger after each fault. The exit status is 1 if anything was lost or
 doubled, a balance disagreed, or a queue did not consume again within 60 s. Writes
-``bench/results/chaos.md`` (``chaos-short.md`` with ``--short``).
+``bench/results/chaos.md`` (``chaos-short.md`` with ``--short``; ``_rabbitmq`` added with ``--broker``).
 """
 
 from __future__ import annotations
@@ -938,7 +938,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         system.stop()
     print(report)
-    out = ROOT / "bench" / "results" / ("chaos-short.md" if args.short else "chaos.md")
+    name = ("chaos-short" if args.short else "chaos") + ("_rabbitmq" if args.broker else "")
+    out = ROOT / "bench" / "results" / f"{name}.md"
     out.write_text(report)
     return 0 if all(r.ok for r in rows) else 1
 
