@@ -65,6 +65,7 @@ from bench.stack import prepare_database  # noqa: E402
 from core.embedded_db import stop_server  # noqa: E402
 from core.queues import QUEUES  # noqa: E402
 from services.operations.canary import CONSUMED_KEY  # noqa: E402
+from services.telegram.sending import failed_reply_text  # noqa: E402
 from tests.fixtures.api import Account, new_assistant, open_dialog, signup  # noqa: E402
 from tests.fixtures.fake_llm import _DIRECTIVE, reply_words  # noqa: E402
 from tests.fixtures.fake_telegram import FakeTelegram  # noqa: E402
@@ -572,16 +573,20 @@ def outcome_of(system: System, item: Item, sends: dict[str, list[str]]) -> tuple
     texts = sends.get(item.key.split()[0], [])
     if len(texts) > 1:
         return "doubled", f"{item.key}: sent {len(texts)} times"
-    if texts:
-        want = expected_reply(item.key)
-        return ("completed", "") if texts[0] == want else ("lost", f"{item.key}: sent {texts[0]!r}")
     rows = system.sql(
-        """SELECT r.status::text, r.error->>'code' FROM messages m JOIN messages r ON r.reply_to_id = m.id
-           WHERE m.role = 'user' AND m.content = %s""",
+        """SELECT r.status::text, r.error->>'code', r.content FROM messages m
+           JOIN messages r ON r.reply_to_id = m.id WHERE m.role = 'user' AND m.content = %s""",
         item.key,
     )
-    if rows and rows[0][0] == "failed":
-        return "failed", rows[0][1] or "unknown"
+    failed = rows[0] if rows and rows[0][0] == "failed" else None
+    if texts:
+        if texts[0] == expected_reply(item.key):
+            return "completed", ""
+        if failed is not None and texts[0] == failed_reply_text(failed[2] or ""):
+            return "failed", failed[1] or "unknown"  # what was generated, said to be cut off
+        return "lost", f"{item.key}: sent {texts[0]!r}"
+    if failed is not None:
+        return "failed", failed[1] or "unknown"
     return "pending", "not sent"
 
 
