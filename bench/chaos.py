@@ -54,6 +54,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, its own directory comes first on the path, where bench/telegram.py would shadow the
+# python-telegram-bot package: the project root takes its place.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
