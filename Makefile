@@ -12,7 +12,7 @@ define redis_answers
 (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [[ "$$reply" == +PONG* ]]) 2>/dev/null
 endef
 
-.PHONY: venv run test test-fast lint bench bench-capacity bench-knowledge bench-ws soak clean redis chromium pgbouncer console console-lint console-test
+.PHONY: venv run test test-fast lint bench bench-capacity bench-knowledge bench-ws soak chaos chaos-ci clean redis chromium pgbouncer console console-lint console-test
 
 venv: $(STAMP)
 
@@ -128,6 +128,15 @@ soak: venv redis
 # 10,000 WebSockets on one API process: memory per socket, delivery latency, slow consumers, reconnects.
 bench-ws: venv redis
 	$(BIN)/python -m bench.ws_fanout
+
+# Faults injected into the whole stack under traffic, with what was lost or doubled (bench/chaos.py);
+# BROKER=amqp://guest:guest@127.0.0.1:5672/ runs it with RabbitMQ as the broker (a vhost of its own).
+chaos: venv
+	$(BIN)/python bench/chaos.py $(if $(BROKER),--broker $(BROKER))
+
+# The short variant CI runs: one fault of each kind, about three minutes.
+chaos-ci: venv
+	$(BIN)/python bench/chaos.py --short $(if $(BROKER),--broker $(BROKER))
 
 # Stops the embedded Postgres under .data (it outlives `make run` on purpose) and removes its data.
 clean:

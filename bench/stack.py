@@ -33,6 +33,28 @@ def redis_cpu_seconds(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def prepare_database(pgdata: Path, db_name: str) -> tuple[str, str]:
+    """Start (or find) the embedded server of ``pgdata`` with room for a whole stack's pools, create
+    ``db_name`` afresh and migrate it. Returns (the server's libpq URI, the database's SQLAlchemy URL)."""
+    libpq_uri = ensure_server(pgdata)
+    with psycopg.connect(libpq_uri, autocommit=True) as conn:
+        row = conn.execute("SHOW max_connections").fetchone()
+        too_few = row is not None and int(row[0]) < MAX_CONNECTIONS
+        if too_few:
+            # Each process holds its own pools (up to db_pool_size + overflow, plus the plain pool):
+            # several worker processes outgrow the default 100.
+            conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+    if too_few:
+        stop_server(pgdata)
+        libpq_uri = ensure_server(pgdata)
+    with psycopg.connect(libpq_uri, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    database_url = sqlalchemy_url(libpq_uri, db_name)
+    migrate(database_url)
+    return libpq_uri, database_url
+
+
 class BenchStack:
     def __init__(
         self,
@@ -103,23 +125,8 @@ class BenchStack:
         return worker
 
     def start_database(self) -> None:
-        self.libpq_uri = ensure_server(PGDATA)
+        self.libpq_uri, self.database_url = prepare_database(PGDATA, self.db_name)
         self._pg_started = True
-        with psycopg.connect(self.libpq_uri, autocommit=True) as conn:
-            row = conn.execute("SHOW max_connections").fetchone()
-            too_few = row is not None and int(row[0]) < MAX_CONNECTIONS
-            if too_few:
-                # Each process holds its own pools (up to db_pool_size + overflow, plus the plain pool):
-                # several worker processes outgrow the default 100.
-                conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
-        if too_few:
-            stop_server(PGDATA)
-            self.libpq_uri = ensure_server(PGDATA)
-        with psycopg.connect(self.libpq_uri, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
-        self.database_url = sqlalchemy_url(self.libpq_uri, self.db_name)
-        migrate(self.database_url)
 
     def env(self) -> dict[str, str]:
         env = {

@@ -52,6 +52,10 @@ def celery_app() -> Celery:
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_seconds,
             "unacked_restore_interval": 30,
+            # RabbitMQ: wait for the broker's ack of each publish. A producer never reads its socket, so
+            # without it the first publish after the broker closed the connection is written into the
+            # dead socket and lost, with no error for the retry policy to act on.
+            "confirm_publish": True,
         },
         # A publish that cannot reach the broker fails fast so the API can answer 503.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},

@@ -56,6 +56,9 @@ SCHEDULED_SECONDS = 90
 BUSY_RETRY_SECONDS = 0.5
 MAX_PARTS_PER_RUN = 50  # then the task yields to other chats and carries on in a new run
 FAILED_TEXT = "Sorry, I could not answer that. Please try again."
+# After the part of a reply that failed midway: a chat shows no status, so without it the cut text would
+# read as the whole answer.
+CUT_OFF_TEXT = "(The answer was cut off. Please try again.)"
 
 
 @dataclass(frozen=True)
@@ -184,10 +187,15 @@ def _text_of(row: dict[str, Any]) -> str | None:
         return ""
     if row["reply_status"] not in _TERMINAL:
         return None
-    if row["reply_status"] == ReplyStatus.failed and not row["reply_content"]:
-        return FAILED_TEXT
+    if row["reply_status"] == ReplyStatus.failed:
+        return failed_reply_text(row["reply_content"] or "")
     content: str | None = row["reply_content"]
     return content
+
+
+def failed_reply_text(content: str) -> str:
+    """What a chat is sent for a reply that failed after generating ``content``."""
+    return f"{content.rstrip()}\n\n{CUT_OFF_TEXT}" if content.strip() else FAILED_TEXT
 
 
 async def _send(nxt: _Next, chat_row_id: uuid.UUID, limiter: SendLimiter) -> Outcome | None:

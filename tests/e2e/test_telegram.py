@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from core.queues import TASKS
 from services.telegram.inbox import PARKED_RETRY_SECONDS, inbox_key, scheduled_key
+from services.telegram.sending import CUT_OFF_TEXT
 from tests.fixtures.api import WsClient, new_assistant, signup
 from tests.fixtures.billing import make_admin, send_task
 from tests.fixtures.database import sql
@@ -423,6 +424,16 @@ async def test_a_streamed_answer_grows_in_one_message_and_ends_with_the_full_tex
     times = [c["at"] for c in calls]
     assert all(b - a >= 0.99 for a, b in itertools.pairwise(times)), "at most one send or edit a second"
     assert not [c for c in fake_telegram.calls(None, bot.telegram_id, 512) if c["status"] == 429]
+
+
+async def test_an_answer_cut_off_midway_is_sent_with_a_note_that_it_was(
+    http: httpx.AsyncClient, fake_telegram: FakeTelegram
+) -> None:
+    bot = await connect_bot(http, fake_telegram)
+    # The model closes the connection after three pieces, every time: the reply fails with what it had.
+    assert (await deliver(http, bot, text_update(520, "please answer [[fault:drop]]"))).status_code == 200
+    [answer] = await wait_sent(fake_telegram, bot, 520, 1)
+    assert answer == f"Echo: please answer\n\n{CUT_OFF_TEXT}"
 
 
 async def test_an_answer_whose_delivery_was_lost_is_sent_by_the_sweep(

@@ -198,6 +198,39 @@ async def test_drop_fault_closes_the_connection_mid_stream(
     assert llm.stats["drop"] == 1
 
 
+async def test_stall_fault_sends_a_few_chunks_then_nothing(
+    http: aiohttp.ClientSession, llm: FakeLLMServer
+) -> None:
+    lines: list[bytes] = []
+    with pytest.raises(asyncio.TimeoutError):
+        async with http.post(
+            f"{llm.base_url}/chat/completions",
+            json=body("hi [[fault:stall]]", stream=True),
+            headers=AUTH,
+            timeout=aiohttp.ClientTimeout(sock_read=0.5),
+        ) as response:
+            assert response.status == 200
+            async for line in response.content:
+                if line.startswith(b"data: "):
+                    lines.append(line)
+    assert len(lines) == 4  # the role chunk and three content chunks, then silence
+
+
+async def test_chat_fault_applies_to_every_request_until_cleared(
+    http: aiohttp.ClientSession, llm: FakeLLMServer
+) -> None:
+    control = f"{llm.base_url.removesuffix('/v1')}/_control"
+    async with http.post(control, json={"chat_fault": "500"}) as r:
+        assert r.status == 200
+    failed = [(await post(http, llm, body(f"turn {i}", stream=True))).status for i in range(3)]
+    own = await post(http, llm, body("mine [[fault:429]]", stream=True))
+    async with http.post(control, json={"chat_fault": None}) as r:
+        assert r.status == 200
+    assert failed == [500, 500, 500]
+    assert own.status == 429  # a request's own directive wins
+    assert (await post(http, llm, body("after", stream=True))).status == 200
+
+
 async def test_truncate_fault_ends_without_finish_or_done(
     http: aiohttp.ClientSession, llm: FakeLLMServer
 ) -> None:
