@@ -18,9 +18,13 @@ from core.queues import TASKS, queue_for
 from core.settings import get_settings
 from services.errors import Overloaded
 
+# Held open for a whole generation, like a socket: counting them would make an idle process look busy.
+LONG_LIVED_PATHS = ("/v1/",)
+
 
 class InFlightMiddleware:
-    """Counts the HTTP requests this process is serving (sockets are long-lived and not counted)."""
+    """Counts the short HTTP requests this process is serving (WebSockets and /v1 completions, which stay
+    open for a whole reply, are not counted)."""
 
     in_flight = 0
 
@@ -28,7 +32,7 @@ class InFlightMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(LONG_LIVED_PATHS):
             await self.app(scope, receive, send)
             return
         InFlightMiddleware.in_flight += 1

@@ -137,7 +137,8 @@ def child_environment() -> dict[str, str]:
 
 
 def up() -> None:
-    """Everything ``chatai up`` does before handing the terminal to supervisord, which it then becomes."""
+    """Everything ``chatai up`` does before starting supervisord, which it then waits for (and stops on
+    Ctrl-C, SIGTERM or the terminal's hang-up)."""
     enter_project_root()
     from core.settings import get_settings
 
@@ -172,5 +173,5 @@ def up() -> None:
     )
     sys.stdout.flush()
     config = process_manager.write_config(PROJECT_ROOT / PROCFILE, data_dir / "supervisor", PROJECT_ROOT)
-    argv = process_manager.supervisord_argv(config)
-    os.execve(argv[0], argv, child_environment())
+    status = process_manager.run_in_foreground(process_manager.supervisord_argv(config), child_environment())
+    raise SystemExit(status)

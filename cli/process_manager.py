@@ -14,6 +14,8 @@ import hashlib
 import os
 import re
 import shlex
+import signal
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -139,6 +141,24 @@ def write_config(procfile: Path, run_dir: Path, project_root: Path) -> Path:
 
 def supervisord_argv(config: Path) -> list[str]:
     return [sys.executable, "-m", "supervisor.supervisord", "--configuration", str(config)]
+
+
+def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
+    """Run supervisord as this process's child until it exits; returns its exit status.
+
+    supervisord takes SIGHUP as "reload", so a closed terminal would leave the whole stack running without
+    one. It therefore runs in a session of its own, away from the terminal's signals, and this process
+    turns Ctrl-C, SIGTERM and a hang-up alike into SIGTERM for it: stop every process, then exit.
+    """
+    manager = subprocess.Popen(argv, env=env, start_new_session=True)
+
+    def stop(signum: int, frame: object) -> None:
+        if manager.poll() is None:
+            manager.send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    return manager.wait()
 
 
 def supervisorctl_argv(config: Path, *command: str) -> list[str]:

@@ -7,6 +7,7 @@ import itertools
 import os
 import re
 import signal
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -50,8 +51,33 @@ def test_a_crashing_process_is_retried_with_backoff_and_the_others_keep_running(
         manager.stop()
 
 
-def _child_pid(parent: int, name: str) -> int | None:
-    for child in psutil.Process(parent).children():
+def test_a_hang_up_stops_every_process_instead_of_reloading_them(log_dir: Path) -> None:
+    """Closing the terminal (SIGHUP to ``chatai up``) stops the stack: supervisord alone would reload."""
+    run_dir = Path(tempfile.mkdtemp(prefix="chatai-pm-"))
+    procfile = run_dir / "Procfile"
+    procfile.write_text("steady: sleep 600\n")
+    config = write_config(procfile, run_dir, run_dir)
+    code = (
+        "import os, sys; from cli.process_manager import run_in_foreground; "
+        "sys.exit(run_in_foreground(sys.argv[1:], dict(os.environ)))"
+    )
+    up = Child("up", [sys.executable, "-c", code, *supervisord_argv(config)], dict(os.environ), log_dir)
+    try:
+        up.wait_for_log("spawned: 'steady'", timeout=30)
+        steady = eventually(lambda: _child_pid(up.proc.pid, "sleep", recursive=True), 30, "steady to run")
+        os.kill(up.proc.pid, signal.SIGHUP)
+        up.proc.wait(60)
+        assert "stopped: steady (terminated by SIGTERM)" in up.log_text()
+        assert not psutil.pid_exists(steady) or psutil.Process(steady).status() == psutil.STATUS_ZOMBIE
+    finally:
+        if up.proc.poll() is None:
+            os.kill(up.proc.pid, signal.SIGTERM)
+            up.proc.wait(60)
+        up.stop()
+
+
+def _child_pid(parent: int, name: str, recursive: bool = False) -> int | None:
+    for child in psutil.Process(parent).children(recursive=recursive):
         if child.name() == name:
             return child.pid
     return None

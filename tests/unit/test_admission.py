@@ -25,3 +25,16 @@ async def test_a_busy_process_refuses_new_replies(monkeypatch: pytest.MonkeyPatc
         get_settings.cache_clear()
     assert (refused.value.status, refused.value.code, refused.value.retry_after) == (503, "unavailable", 3)
     assert refused.value.details["reason"] == "api_busy"
+
+
+@pytest.mark.parametrize(("path", "counted"), [("/api/dialogs/x/messages", 1), ("/v1/chat/completions", 0)])
+async def test_long_lived_completions_do_not_count_as_busy(path: str, counted: int) -> None:
+    seen: list[int] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        seen.append(InFlightMiddleware.in_flight)
+
+    before = InFlightMiddleware.in_flight
+    await InFlightMiddleware(app)({"type": "http", "path": path}, None, None)  # type: ignore[arg-type]
+    assert seen == [before + counted]
+    assert InFlightMiddleware.in_flight == before
