@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from tests.fixtures.api import new_dialog, poll_reply, signup
-from tests.fixtures.processes import eventually_async
 from tests.fixtures.redis_server import RedisServer, stack_on_own_redis
 from tests.fixtures.stack import Stack
 
@@ -66,34 +65,3 @@ async def test_a_message_the_broker_took_is_accepted_while_redis_is_down(
         redis_server.start()
     done = await poll_reply(http, user, reply_id, timeout=90)
     assert done["status"] == "completed" and done["content"], done
-
-
-async def test_the_llm_worker_consumes_again_after_the_broker_drops_it_mid_reply(
-    http: httpx.AsyncClient, vhost: str
-) -> None:
-    """RabbitMQ closing the worker's connection (as its restart does) while replies are generated: the
-    worker reconnects, the replies in flight end, and new ones are consumed by the same process."""
-    user = await signup(http, "amqp-drop")
-    _, dialog_id = await new_dialog(http, user)
-    url = f"/api/dialogs/{dialog_id}/messages"
-    in_flight = []
-    for n in range(5):
-        r = await http.post(
-            url, json={"content": f"long {n} [[tokens:80]] [[delay_ms:100]]"}, headers=user.headers
-        )
-        assert r.status_code == 202, r.text
-        in_flight.append(r.json()["reply"]["id"])
-
-    async def generating() -> bool:
-        reply = await http.get(f"/api/messages/{in_flight[-1]}", headers=user.headers)
-        return reply.json()["status"] == "generating"
-
-    await eventually_async(generating, 30, "a reply to be generating")
-    rabbitmqctl("close_all_connections", "--vhost", vhost, "test: broker restart")
-    for reply_id in in_flight:
-        assert (await poll_reply(http, user, reply_id, timeout=60))["status"] == "completed"
-    for n in range(2):
-        r = await http.post(url, json={"content": f"after {n}"}, headers=user.headers)
-        assert r.status_code == 202, r.text
-        done = await poll_reply(http, user, r.json()["reply"]["id"], timeout=60)
-        assert done["status"] == "completed" and done["content"].startswith(f"Echo: after {n}"), done
