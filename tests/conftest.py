@@ -16,7 +16,7 @@ from tests.fixtures.processes import ARTIFACTS
 from tests.fixtures.stack import TEST_JWT_SECRET, FakeLLM, Stack, base_env, running_stack
 
 # Fixtures any module may use: hand-written SQL (`pg`, `pg_other`, `orm`), a Redis of a test's own.
-pytest_plugins = ["tests.fixtures.queries", "tests.fixtures.redis_server"]
+pytest_plugins = ["tests.fixtures.browser", "tests.fixtures.queries", "tests.fixtures.redis_server"]
 
 REDIS_BASE = os.environ.get("CHATAI_TEST_REDIS", "redis://127.0.0.1:6379")
 # Separate db numbers let several test runs share one Redis without flushing each other.

@@ -11,33 +11,28 @@ and a screenshot of each page is saved to ``docs/console/``.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import re
 import shutil
 import subprocess
-import threading
-from collections.abc import AsyncIterator, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.fixtures.api import signup
 from tests.fixtures.billing import make_admin
 from tests.fixtures.fake_stripe import FakeStripe
 from tests.fixtures.fake_telegram import FakeTelegram
-from tests.fixtures.processes import ARTIFACTS, free_port
+from tests.fixtures.processes import ARTIFACTS
 from tests.fixtures.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
 EXPORT = WEB / "out"
 SCREENSHOTS = ROOT / "docs" / "console"
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (`make chromium`); nothing is downloaded
 TIMEOUT_MS = 30_000
 # The first answer with knowledge waits for the workers to load the embedding model.
 SLOW_MS = 180_000
@@ -111,32 +106,6 @@ def stack(
     }
     with running_stack(env, log_dir, workers=("llm", "embeddings", "queries", "billing")) as system:
         yield system
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def host_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    """A static site on its own port: the owner's website, another origin than the API's."""
-    root = tmp_path_factory.mktemp("console-host-site")
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, port
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        await chromium.close()
 
 
 # Script errors of every console page, reported with a failing step.

@@ -7,53 +7,20 @@ sockets are blocked. Pages of an origin the owner did not list are refused.
 
 from __future__ import annotations
 
-import functools
 import re
-import threading
-from collections.abc import AsyncIterator, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
-from playwright.async_api import Browser, Locator, Page, WebSocketRoute, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 
 from tests.fixtures.api import Account, signup
-from tests.fixtures.processes import free_port
 from tests.fixtures.stack import FakeLLM, Stack
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (`make chromium`); nothing is downloaded
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "widget.png"
 TIMEOUT_MS = 30_000
 QUESTION = "Do you ship to Norway?"
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def host_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    """A static site on its own port: another origin than the API's."""
-    root = tmp_path_factory.mktemp("host-site")
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, port
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        await chromium.close()
 
 
 async def shop_assistant(http: httpx.AsyncClient, owner: Account, origin: str) -> dict[str, Any]:
