@@ -148,15 +148,23 @@ async def find(session: AsyncSession, idempotency_key: str) -> Transaction | Non
     return await session.scalar(select(Transaction).where(Transaction.idempotency_key == idempotency_key))
 
 
+BIGINT_MAX = 2**63 - 1
+
+
+def seq_cursor(cursor: str) -> int:
+    """A transactions page's cursor: the last seq shown, a positive bigint (anything else is refused)."""
+    if not (cursor.isascii() and cursor.isdigit()) or not 0 < int(cursor) <= BIGINT_MAX:
+        raise ServiceError("The cursor is not valid")
+    return int(cursor)
+
+
 async def list_for_owner(
     session: AsyncSession, owner_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[Transaction]:
     """The owner's money movements, newest first. Holds and releases are internal and not listed."""
     query = select(Transaction).where(Transaction.owner_id == owner_id, Transaction.kind.in_(BALANCE_KINDS))
     if cursor:
-        if not cursor.isdigit():
-            raise ServiceError("The cursor is not valid")
-        query = query.where(Transaction.seq < int(cursor))
+        query = query.where(Transaction.seq < seq_cursor(cursor))
     rows = (await session.scalars(query.order_by(Transaction.seq.desc()).limit(limit + 1))).all()
     if len(rows) > limit:
         return Page(rows[:limit], str(rows[limit - 1].seq))
