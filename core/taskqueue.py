@@ -74,9 +74,6 @@ def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
 before_task_publish.connect(_stamp_sent_at)
 
 
-PUBLISH_CONFIRM_TIMEOUT_SECONDS = 5.0
-
-
 def send(task: PendingTask) -> None:
     """Send one task to its queue now, with the request id in its headers (blocking: call it in a thread
     from async code)."""
@@ -87,9 +84,6 @@ def send(task: PendingTask) -> None:
         args=list(task.args),
         queue=queue,
         headers=headers,
-        # RabbitMQ: a broker that stops confirming (a memory or disk alarm, a silent partition) fails the
-        # send within this time instead of holding the caller forever.
-        confirm_timeout=PUBLISH_CONFIRM_TIMEOUT_SECONDS,
         **task.options,
     )
     # Ties the request id to the task id, so one chat turn can be followed into the worker's log.
